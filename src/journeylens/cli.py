@@ -1,0 +1,345 @@
+"""The command line: thin wrappers around the Python API (Typer + Rich)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from journeylens.errors import JourneyLensError
+
+app = typer.Typer(
+    name="journeylens",
+    help="Customer-journey analytics: touchpoints to journeys, phases, funnels, attribution and journey maps.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+WorkspaceOpt = Annotated[
+    Path,
+    typer.Option(
+        "--workspace",
+        "-w",
+        envvar="JOURNEYLENS_WORKSPACE",
+        help="Workspace directory (created when missing).",
+        show_default=True,
+    ),
+]
+DEFAULT_WS = Path("journeylens-workspace")
+
+
+FORMAT_CHOICES = ("table", "csv", "json")
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn journeylens's own errors into a one-line message and the error's exit code."""
+    try:
+        yield
+    except JourneyLensError as exc:
+        raise fail(exc.message, exc.exit_code) from None
+
+
+def open_workspace(path: Path, **kwargs: Any) -> Any:
+    from journeylens.store import Workspace
+
+    return Workspace(path, **kwargs)
+
+
+@contextlib.contextmanager
+def progress_bar(description: str, *, transient: bool = False) -> Iterator[Callable[[int, int | None], None]]:
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=transient,
+    ) as progress:
+        task = progress.add_task(description, total=None)
+
+        def update(done: int, total: int | None) -> None:
+            progress.update(task, completed=done, total=total)
+
+        yield update
+
+
+def print_frame(frame: Any, fmt: str, *, title: str | None = None) -> None:
+    """Print a pandas DataFrame as a Rich table, CSV or JSON records."""
+    if fmt == "csv":
+        sys.stdout.write(frame.to_csv(index=False))
+        return
+    if fmt == "json":
+        sys.stdout.write(frame.to_json(orient="records", date_format="iso", force_ascii=False) + "\n")
+        return
+    table = Table(title=title, show_lines=False, header_style="bold")
+    for column in frame.columns:
+        numeric = frame[column].dtype.kind in "if"
+        table.add_column(str(column), justify="right" if numeric else "left", overflow="fold")
+    for row in frame.itertuples(index=False):
+        table.add_row(*[_cell(v) for v in row])
+    console.print(table)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    try:
+        import pandas as pd
+
+        if pd.isna(value):
+            return ""
+    except (TypeError, ValueError):
+        pass
+    if isinstance(value, float):
+        return f"{value:,.4g}" if abs(value) < 1e4 else f"{value:,.0f}"
+    return str(value)
+
+
+def check_format(fmt: str) -> str:
+    if fmt not in FORMAT_CHOICES:
+        raise fail(f"--format {fmt!r}: expected one of {', '.join(FORMAT_CHOICES)}")
+    return fmt
+
+
+# -- generate -----------------------------------------------------------------------------------
+
+
+@app.command()
+def generate(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output file: .parquet, .csv, .tsv or .jsonl.")] = Path("demo.parquet"),
+    persons: Annotated[int, typer.Option("--persons", "-n", min=1, help="Number of persons.")] = 2000,
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same data.")] = 0,
+) -> None:
+    """Generate realistic demo touchpoints (and a persons file beside them)."""
+    from journeylens.demo import write_demo
+
+    with user_errors(), progress_bar(f"generating {persons:,} persons") as update:
+        files = write_demo(out, persons, seed=seed, progress=update)
+    console.print(
+        f"wrote {files.n_touchpoints:,} touchpoints to [bold]{files.touchpoints}[/] "
+        f"and {files.n_persons:,} persons to [bold]{files.persons}[/]"
+    )
+
+
+# -- ingest -------------------------------------------------------------------------------------
+
+
+@app.command()
+def ingest(
+    files: Annotated[list[Path], typer.Argument(help="Files to import (CSV, TSV, Parquet, JSON Lines).", show_default=False)],
+    workspace: WorkspaceOpt = DEFAULT_WS,
+    format: Annotated[str | None, typer.Option("--format", "-f", help="csv, tsv, parquet or jsonl (default: by extension).")] = None,
+    map_: Annotated[list[str] | None, typer.Option("--map", help="FIELD=COLUMN pairs, comma-separated: --map touchpoint=event,person_id=user_id")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="FIELD=VALUE constants: --set channel=web")] = None,
+    mapping: Annotated[Path | None, typer.Option("--mapping", help="YAML mapping file (columns, constants, timezone).")] = None,
+    timezone: Annotated[str | None, typer.Option("--timezone", "--tz", help="Zone of naive timestamps (default: the workspace's, UTC).")] = None,
+    delimiter: Annotated[str | None, typer.Option("--delimiter", "-d", help="CSV delimiter (default: detected from the header).")] = None,
+    encoding: Annotated[str, typer.Option(help="Text encoding of CSV / JSON Lines files.")] = "utf-8",
+    persons: Annotated[bool, typer.Option("--persons", help="The files hold persons (person_id, persona, attributes).")] = False,
+    show: Annotated[int, typer.Option(help="How many quarantine messages to print.")] = 10,
+) -> None:
+    """Import touchpoints (or persons) into the workspace.
+
+    Exit status: 0 all rows accepted; 3 some rows quarantined (the rest is committed);
+    2 unusable input (nothing written).
+    """
+    from journeylens.ingest import ingest as run_ingest
+    from journeylens.ingest import mapping_from_options
+
+    status = 0
+    with user_errors():
+        mapping_obj = mapping_from_options(map_, set_, mapping)
+        ws = open_workspace(workspace)
+        try:
+            for file in files:
+                with progress_bar(f"importing {file.name}", transient=True) as update:
+                    result = run_ingest(
+                        ws,
+                        file,
+                        format=format,
+                        mapping=mapping_obj,
+                        timezone=timezone,
+                        delimiter=delimiter,
+                        encoding=encoding,
+                        kind="persons" if persons else "touchpoints",
+                        progress=update,
+                    )
+                report_import(result, show)
+                status = max(status, result.exit_code)
+        finally:
+            ws.close()
+    raise typer.Exit(status)
+
+
+def report_import(result: Any, show: int) -> None:
+    rate = result.rows_read / result.seconds if result.seconds > 0 else 0.0
+    console.print(
+        f"[bold]{result.source}[/] ({result.kind}): {result.accepted:,} accepted, "
+        f"{result.quarantined:,} quarantined, {result.duplicates:,} duplicates skipped "
+        f"in {result.seconds:.1f}s ({rate:,.0f} rows/s) [dim]import {result.import_id}[/]",
+        highlight=False,
+    )
+    for message in result.messages[:show]:
+        err_console.print(f"  [yellow]quarantined[/] {message}", highlight=False, soft_wrap=True)
+    if result.quarantined > show:
+        err_console.print(f"  … {result.quarantined - show:,} more: `journeylens quarantine`", highlight=False)
+    if result.ignored_columns:
+        err_console.print(
+            f"  [dim]columns not in the contract, not stored: {', '.join(result.ignored_columns)} (map them with --map)[/]",
+            highlight=False,
+        )
+
+
+# -- quarantine ---------------------------------------------------------------------------------
+
+
+@app.command()
+def quarantine(
+    workspace: WorkspaceOpt = DEFAULT_WS,
+    limit: Annotated[int, typer.Option(help="Rows to show (0 = all).")] = 50,
+    reason: Annotated[str | None, typer.Option(help="Only this reason code, e.g. bad_timestamp.")] = None,
+    import_id: Annotated[int | None, typer.Option("--import", help="Only rows of this import.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
+) -> None:
+    """List quarantined rows with their reasons (and the raw row with --format json)."""
+    check_format(fmt)
+    with user_errors():
+        ws = open_workspace(workspace)
+        q = ws.quarantine
+        if reason:
+            q = q.filter(q.reason == reason)
+        if import_id is not None:
+            q = q.filter(q.import_id == import_id)
+        total = int(q.count().execute())
+        columns = ["import_id", "source", "line", "field", "reason", "message"] + (["raw"] if fmt != "table" else [])
+        q = q.order_by(["import_id", "source", "line"]).select(*columns)
+        frame = (q.limit(limit) if limit else q).to_pandas()
+        ws.close()
+    if fmt == "table":
+        if total == 0:
+            console.print("the quarantine is empty")
+            return
+        table = Table(title=f"quarantine: {total:,} rows", header_style="bold")
+        for c in ("import", "where", "reason", "message"):
+            table.add_column(c, overflow="fold")
+        for row in frame.itertuples(index=False):
+            table.add_row(str(row.import_id), f"{row.source}:{row.line}", row.reason, row.message)
+        console.print(table)
+        if limit and total > limit:
+            console.print(f"… {total - limit:,} more (--limit 0 for all)")
+    else:
+        print_frame(frame, fmt)
+
+
+# -- info ---------------------------------------------------------------------------------------
+
+
+@app.command()
+def info(workspace: WorkspaceOpt = DEFAULT_WS, fmt: Annotated[str, typer.Option("--format", help="table or json.")] = "table") -> None:
+    """Tables, row counts and the data's date range."""
+    with user_errors():
+        ws = open_workspace(workspace)
+        details = ws.info()
+        imports = ws.imports.order_by("import_id").to_pandas()
+        ws.close()
+    if fmt == "json":
+        payload = {
+            "location": details.location,
+            "engine": details.engine,
+            "timezone": details.timezone,
+            "tables": {t.name: t.rows for t in details.tables},
+            "first_timestamp": details.first_timestamp.isoformat() if details.first_timestamp else None,
+            "last_timestamp": details.last_timestamp.isoformat() if details.last_timestamp else None,
+            "persons_with_touchpoints": details.persons_with_touchpoints,
+            "channels": details.channels,
+        }
+        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+        return
+    print_info(details, imports)
+
+
+def print_info(details: Any, imports: Any) -> None:
+    console.print(f"workspace [bold]{details.location}[/] ({details.engine}, naive timestamps read as {details.timezone})")
+    table = Table(header_style="bold")
+    table.add_column("table")
+    table.add_column("rows", justify="right")
+    for t in details.tables:
+        table.add_row(t.name, f"{t.rows:,}")
+    console.print(table)
+    if details.first_timestamp is not None:
+        console.print(
+            f"touchpoints from {details.first_timestamp:%Y-%m-%d %H:%M} to {details.last_timestamp:%Y-%m-%d %H:%M} UTC, "
+            f"{details.persons_with_touchpoints:,} identified persons, {details.channels} channels"
+        )
+    if len(imports):
+        last = imports.iloc[-1]
+        console.print(
+            f"{len(imports)} imports; last: {Path(str(last.source)).name} at {last.finished_at:%Y-%m-%d %H:%M} UTC "
+            f"({int(last.accepted):,} accepted, {int(last.quarantined):,} quarantined, {int(last.duplicates):,} duplicates)"
+        )
+
+
+# -- demo ---------------------------------------------------------------------------------------
+
+
+@app.command()
+def demo(
+    workspace: WorkspaceOpt = Path("journeylens-demo"),
+    persons: Annotated[int, typer.Option("--persons", "-n", min=1, help="Number of demo persons.")] = 5000,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    keep: Annotated[bool, typer.Option(help="Keep an existing workspace instead of starting fresh.")] = False,
+) -> None:
+    """The main job on the embedded engine: a fresh workspace, demo data generated and imported, a summary."""
+    from journeylens.demo import write_demo
+    from journeylens.ingest import ingest as run_ingest
+
+    with user_errors():
+        if workspace.exists() and not keep:
+            if not (workspace / "journeylens.duckdb").exists() and any(workspace.iterdir()):
+                raise fail(f"{workspace} exists and is not a journeylens workspace; choose another --workspace")
+            shutil.rmtree(workspace)
+        with tempfile.TemporaryDirectory(prefix="journeylens-demo-") as tmp:
+            with progress_bar(f"generating {persons:,} demo persons", transient=True) as update:
+                files = write_demo(Path(tmp) / "demo.parquet", persons, seed=seed, progress=update)
+            ws = open_workspace(workspace)
+            try:
+                with progress_bar("importing touchpoints", transient=True) as update:
+                    result = run_ingest(ws, files.touchpoints, progress=update)
+                report_import(result, 5)
+                result = run_ingest(ws, files.persons, kind="persons")
+                report_import(result, 5)
+                details = ws.info()
+                imports = ws.imports.order_by("import_id").to_pandas()
+            finally:
+                ws.close()
+    print_info(details, imports)
+    console.print(f"\nnext: [bold]journeylens info -w {workspace}[/]")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()
