@@ -20,7 +20,7 @@ import ibis
 import pyarrow as pa
 import yaml
 
-from journeylens.errors import WorkspaceError, WorkspaceLockedError
+from journeylens.errors import UnusableInputError, WorkspaceError, WorkspaceLockedError
 from journeylens.schema import IMPORTS_SCHEMA, PERSONS_BASE_SCHEMA, QUARANTINE_SCHEMA, TOUCHPOINTS_SCHEMA
 
 if TYPE_CHECKING:
@@ -90,7 +90,7 @@ class Workspace:
         self.path.mkdir(parents=True, exist_ok=True)
         self.settings = self._load_settings()
         if timezone is not None:
-            _check_timezone(timezone)
+            check_timezone(timezone)
             self.settings["timezone"] = timezone
         self._save_settings()
         self.read_only = read_only
@@ -105,7 +105,7 @@ class Workspace:
     @classmethod
     def from_backend(cls, con: BaseBackend, *, timezone: str = "UTC", create: bool = True) -> Workspace:
         """A workspace on an existing Ibis connection (e.g. ``ibis.pyspark.connect(spark)``)."""
-        _check_timezone(timezone)
+        check_timezone(timezone)
         self = cls.__new__(cls)
         self.path = None  # type: ignore[assignment]
         self.settings = {"timezone": timezone}
@@ -248,13 +248,13 @@ class Workspace:
         return f"Workspace({self.location!r}, engine={self.engine!r})"
 
 
-def _check_timezone(name: str) -> None:
+def check_timezone(name: str) -> None:
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise WorkspaceError(f"time zone {name!r} is unknown; expected an IANA name such as UTC or Europe/Amsterdam") from None
+        raise UnusableInputError(f"time zone {name!r} is unknown; expected an IANA name such as UTC or Europe/Amsterdam") from None
 
 
 _LOCK_PID = re.compile(r"PID (\d+)")

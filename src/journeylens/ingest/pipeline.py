@@ -30,6 +30,8 @@ from journeylens.ingest.readers import RawError, Source, open_source
 from journeylens.ingest.validate import Rejected, apply_mapping, missing_required, validate_batch
 from journeylens.schema import CONTRACT_COLUMNS, FIELDS_BY_NAME, IMPORTS_SCHEMA, QUARANTINE_SCHEMA, TOUCHPOINTS_SCHEMA
 
+from journeylens.store import check_timezone
+
 if TYPE_CHECKING:
     from journeylens.store import Workspace
 
@@ -101,6 +103,7 @@ def ingest(
         raise UnusableInputError(f"kind '{kind}' is unknown; expected touchpoints or persons")
     mapping = mapping or Mapping()
     zone = timezone or mapping.timezone or workspace.timezone
+    check_timezone(zone)
     src = open_source(source, format=format, delimiter=delimiter, encoding=encoding)
     if source_name:
         src.name = source_name

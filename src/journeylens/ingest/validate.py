@@ -178,7 +178,7 @@ def validate_batch(table: pa.Table, lines: np.ndarray, *, zone: str) -> Validate
     cols: dict[str, Any] = {}
     for f in TOUCHPOINT_FIELDS:
         if f.name not in table.column_names:
-            cols[f.name] = pa.nulls(n, f.type)
+            cols[f.name] = pa.chunked_array([pa.nulls(n, f.type)])
         elif f.name == "timestamp" or f.name in NUMBER_FIELDS:
             cols[f.name] = table.column(f.name)
             if pa.types.is_binary(cols[f.name].type):

@@ -1,0 +1,236 @@
+"""Reading a YAML configuration file into a pydantic model, with problems that point at a line.
+
+A configuration file is parsed twice: once into plain data (``yaml.safe_load``) for pydantic, and once into
+YAML's node tree (``yaml.compose``), which keeps the line of every key and value. A pydantic error location
+(``("phases", 2, "rules", 0, "contnet_type")``) is walked down that tree to find the line and to write the
+path the way the file spells it (``phases[2].rules[0]``).
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from journeylens.errors import ConfigError
+
+M = TypeVar("M", bound=BaseModel)
+
+Loc = tuple[str | int, ...]
+
+#: context key telling a model's own validator to leave cross-field checks to the loader (which can
+#: point them at a line); see ``parse_config``
+DEFER_CROSS_CHECKS = "journeylens_defer_cross_checks"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong in a configuration file: where, and what was expected."""
+
+    source: str  # the file as the user named it, or "<string>"
+    line: int | None  # 1-based; None when the file could not be read at all
+    path: str  # the field, as the file spells it: phases[2].rules[0]; "" for the whole file
+    message: str
+    code: str = "invalid_config"
+
+    def __str__(self) -> str:
+        where = self.source if self.line is None else f"{self.source}:{self.line}"
+        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+
+
+@dataclass(frozen=True)
+class CrossProblem:
+    """A problem found after pydantic validation (an unknown phase name, a duplicate), with its location."""
+
+    loc: Loc
+    message: str
+    code: str
+
+
+def config_error(problems: Sequence[Problem]) -> ConfigError:
+    """One ConfigError carrying every problem, one per line."""
+    return ConfigError("\n".join(str(p) for p in problems))
+
+
+def read_config_text(path: str | Path) -> str:
+    path = Path(path)
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot be read: {exc}") from None
+
+
+def parse_config(
+    model: type[M],
+    text: str,
+    source: str,
+    cross_checks: typing.Callable[[M], list[CrossProblem]],
+) -> tuple[M | None, list[Problem]]:
+    """Parse YAML ``text`` into ``model``; return the model (None if invalid) and every problem found."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else 1
+        what = exc.problem or exc.context or "cannot be parsed"
+        return None, [Problem(source, line, "", f"invalid YAML: {what}", "invalid_yaml")]
+    except yaml.YAMLError as exc:
+        return None, [Problem(source, 1, "", f"invalid YAML: {exc}", "invalid_yaml")]
+    if node is None or not isinstance(data, dict):
+        got = "an empty file" if node is None else f"a {type(data).__name__}"
+        line = 1 if node is None else node.start_mark.line + 1
+        return None, [Problem(source, line, "", f"expected a mapping of fields, got {got}", "invalid_config")]
+
+    problems = _duplicate_keys(node, source)
+    try:
+        result = model.model_validate(data, context={DEFER_CROSS_CHECKS: True})
+    except ValidationError as exc:
+        problems += [_from_pydantic(model, err, node, source) for err in exc.errors()]
+        return None, problems
+    for cross in cross_checks(result):
+        line, path = locate(node, cross.loc)
+        problems.append(Problem(source, line, path, cross.message, cross.code))
+    return (None if problems else result), problems
+
+
+def locate(root: yaml.Node, loc: Loc) -> tuple[int, str]:
+    """The line (1-based) of the deepest node ``loc`` reaches, and the path as the file spells it.
+
+    Integer steps that the file does not have (a single mapping or name that the model wraps into a
+    list of one) are skipped; a key the file lacks ends the walk at its mapping's line.
+    """
+    node: yaml.Node = root
+    line = root.start_mark.line + 1
+    parts: list[str] = []
+    for i, key in enumerate(loc):
+        if isinstance(node, yaml.MappingNode) and isinstance(key, str):
+            for key_node, value_node in node.value:
+                if key_node.value == key:
+                    parts.append(key)
+                    line = key_node.start_mark.line + 1
+                    node = value_node
+                    break
+            else:
+                parts.extend(str(k) if isinstance(k, str) else f"[{k}]" for k in loc[i:])
+                break
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and 0 <= key < len(node.value):
+            parts.append(f"[{key}]")
+            node = node.value[key]
+            line = node.start_mark.line + 1
+        elif isinstance(key, int) and key == 0:
+            continue  # a single value the model wrapped into a list
+        else:
+            parts.extend(str(k) if isinstance(k, str) else f"[{k}]" for k in loc[i:])
+            break
+    return line, _join(parts)
+
+
+def _join(parts: list[str]) -> str:
+    out = ""
+    for part in parts:
+        out += part if part.startswith("[") or not out else "." + part
+    return out
+
+
+def _duplicate_keys(node: yaml.Node, source: str, parts: tuple[str, ...] = ()) -> list[Problem]:
+    problems: list[Problem] = []
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            if key in seen:
+                problems.append(
+                    Problem(
+                        source,
+                        key_node.start_mark.line + 1,
+                        _join(list(parts)),
+                        f"duplicate key '{key}'; each field may appear once",
+                        "duplicate_key",
+                    )
+                )
+            seen.add(key)
+            problems += _duplicate_keys(value_node, source, (*parts, key))
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            problems += _duplicate_keys(item, source, (*parts, f"[{i}]"))
+    return problems
+
+
+def _from_pydantic(model: type[BaseModel], err: Any, root: yaml.Node, source: str) -> Problem:
+    loc: Loc = tuple(err["loc"])
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        line, _ = locate(root, loc)
+        _, path = locate(root, loc[:-1])
+        allowed = ", ".join(_field_names(_model_at(model, loc[:-1])))
+        return Problem(source, line, path, f"unknown field '{loc[-1]}'; expected one of {allowed}", "unknown_field")
+    if kind == "missing":
+        line, path = locate(root, loc[:-1])
+        return Problem(source, line, path, f"missing field '{loc[-1]}'", "missing_field")
+    line, path = locate(root, loc)
+    msg: str = err["msg"]
+    if kind in ("value_error", "assertion_error"):
+        msg = msg.split(", ", 1)[1] if ", " in msg else msg
+    elif msg.startswith("Input should be "):
+        msg = f"expected {msg[len('Input should be ') :]}, got {_show(err.get('input'))}"
+    elif msg.startswith("List should have at least"):
+        msg = f"expected at least {msg.split('at least ', 1)[1].split(' after', 1)[0]}, got {_show(err.get('input'))}"
+    return Problem(source, line, path, msg, "invalid_value")
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, str):
+        return repr(value)
+    return repr(value)
+
+
+def _field_names(cls: type[BaseModel] | None) -> list[str]:
+    if cls is None:
+        return []
+    return [info.alias or name for name, info in cls.model_fields.items()]
+
+
+def _unwrap(tp: Any) -> Any:
+    """Strip Annotated and Optional off a type annotation."""
+    while True:
+        origin = typing.get_origin(tp)
+        if origin is typing.Annotated:
+            tp = typing.get_args(tp)[0]
+        elif origin in (typing.Union, types.UnionType):
+            args = [a for a in typing.get_args(tp) if a is not type(None)]
+            if len(args) != 1:
+                return tp
+            tp = args[0]
+        else:
+            return tp
+
+
+def _model_at(model: type[BaseModel], loc: Loc) -> type[BaseModel] | None:
+    """The pydantic model class found at ``loc`` inside ``model`` (None if the walk leaves the models)."""
+    tp: Any = model
+    for key in loc:
+        tp = _unwrap(tp)
+        if isinstance(key, str) and isinstance(tp, type) and issubclass(tp, BaseModel):
+            fields = {info.alias or name: info for name, info in tp.model_fields.items()}
+            if key not in fields:
+                return None
+            tp = fields[key].annotation
+        elif isinstance(key, int) and typing.get_origin(tp) is list:
+            tp = typing.get_args(tp)[0]
+        else:
+            return None
+    tp = _unwrap(tp)
+    if typing.get_origin(tp) is list:  # a single mapping wrapped into a list of one
+        tp = _unwrap(typing.get_args(tp)[0])
+    return tp if isinstance(tp, type) and issubclass(tp, BaseModel) else None

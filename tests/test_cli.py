@@ -1,0 +1,79 @@
+"""The command line, through Typer's CliRunner: exit codes and what the user reads."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from journeylens.cli import app
+
+runner = CliRunner()
+HEADER = "event_id,person_id,timestamp,channel,touchpoint"
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_ingest_exit_codes(tmp_path, write):
+    ws = tmp_path / "ws"
+    good = write("good.csv", HEADER + "\ne1,p,2024-01-01,web,a\n")
+    some_bad = write("bad.csv", HEADER + "\ne2,p,2024-01-01,web,a\ne3,p,nope,web,a\n")
+    unusable = write("cols.csv", "a,b\n1,2\n")
+
+    result = run("ingest", good, "-w", ws)
+    assert result.exit_code == 0, result.output
+    assert "good.csv (touchpoints): 1 accepted, 0 quarantined, 0 duplicates skipped" in result.output
+
+    result = run("ingest", some_bad, "-w", ws)
+    assert result.exit_code == 3
+    assert "1 accepted, 1 quarantined" in result.output
+    assert "bad.csv:3: column 'timestamp': 'nope' is not a date-time" in result.output
+
+    result = run("ingest", unusable, "-w", ws)
+    assert result.exit_code == 2
+    assert "error: cols.csv: missing required column 'person_id'" in result.output
+    assert "Traceback" not in result.output
+
+    result = run("ingest", tmp_path / "missing.csv", "-w", ws)
+    assert result.exit_code == 2 and "no such file" in result.output
+
+
+def test_map_and_set_options(tmp_path, write):
+    ws = tmp_path / "ws"
+    path = write("f.csv", "uid,event,when\nu1,open,2024-01-01T00:00:00Z\n")
+    result = run("ingest", path, "-w", ws, "--map", "person_id=uid,touchpoint=event,timestamp=when", "--set", "channel=email")
+    assert result.exit_code == 0, result.output
+    out = run("info", "-w", ws, "--format", "json")
+    info = json.loads(out.output)
+    assert info["tables"]["touchpoints"] == 1 and info["channels"] == 1
+    assert info["first_timestamp"] == "2024-01-01T00:00:00+00:00"
+
+
+def test_workspace_from_environment(tmp_path, write, monkeypatch):
+    monkeypatch.setenv("JOURNEYLENS_WORKSPACE", str(tmp_path / "envws"))
+    assert run("ingest", write("g.csv", HEADER + "\ne1,p,2024-01-01,web,a\n")).exit_code == 0
+    assert (tmp_path / "envws" / "journeylens.duckdb").exists()
+
+
+def test_quarantine_listing(tmp_path, write):
+    ws = tmp_path / "ws"
+    run("ingest", write("bad.csv", HEADER + "\ne1,,2024-01-01,web,a\ne2,p,x,web,a\n"), "-w", ws)
+    result = run("quarantine", "-w", ws, "--format", "json")
+    assert result.exit_code == 0
+    rows = json.loads(result.output)
+    assert [(r["line"], r["reason"]) for r in rows] == [(2, "missing_person"), (3, "bad_timestamp")]
+    assert json.loads(rows[1]["raw"])["timestamp"] == "x"
+    table = run("quarantine", "-w", ws, "--reason", "bad_timestamp")
+    assert "quarantine: 1 rows" in table.output and "bad_timestamp" in table.output
+
+
+def test_bad_option_values_are_one_line_errors(tmp_path, write):
+    path = write("g.csv", HEADER + "\ne1,p,2024-01-01,web,a\n")
+    result = run("ingest", path, "-w", tmp_path / "ws", "--map", "nonsense=uid")
+    assert result.exit_code == 2
+    assert "error: --map: unknown field 'nonsense'" in result.output
+    result = run("ingest", path, "-w", tmp_path / "ws", "--timezone", "Mars/Olympus")
+    assert result.exit_code == 2
+    assert "time zone 'Mars/Olympus' is unknown" in result.output
