@@ -112,6 +112,8 @@ def _cell(value: Any) -> str:
         pass
     if isinstance(value, float):
         return f"{value:,.4g}" if abs(value) < 1e4 else f"{value:,.0f}"
+    if hasattr(value, "strftime"):
+        return value.strftime("%Y-%m-%d %H:%M")
     return str(value)
 
 
@@ -299,6 +301,163 @@ def print_info(details: Any, imports: Any) -> None:
         )
 
 
+# -- phase models and journeys -------------------------------------------------------------------
+
+models_app = typer.Typer(help="Phase models: list the built-in ones, show one, validate your own.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """The built-in phase models and their phases."""
+    from journeylens.journeys.models.phase_model import list_phase_models
+
+    table = Table(header_style="bold")
+    table.add_column("model")
+    table.add_column("phases")
+    table.add_column("description", overflow="fold")
+    for info in list_phase_models():
+        table.add_row(info.name, " → ".join(info.phases), info.description)
+    console.print(table)
+
+
+@models_app.command("show")
+def models_show(name: Annotated[str, typer.Argument(help="A built-in model name or a YAML file.")]) -> None:
+    """A phase model's phases, questions, intended content and rules."""
+    from journeylens.journeys.models.phase_model import load_phase_model
+
+    with user_errors():
+        model = load_phase_model(name)
+    console.print(f"[bold]{model.name}[/]: {model.description}", highlight=False)
+    for i, phase in enumerate(model.phases, start=1):
+        console.print(f"\n[bold]{i}. {phase.title}[/] ({phase.name}) {phase.description}", highlight=False)
+        if phase.questions:
+            console.print("   questions: " + " / ".join(phase.questions), highlight=False)
+        if phase.intended_content:
+            console.print("   intended content: " + ", ".join(phase.intended_content), highlight=False)
+        for rule in phase.rules:
+            console.print("   rule: " + json.dumps(rule.model_dump(exclude_none=True, by_alias=True)), highlight=False)
+
+
+@models_app.command("validate")
+def models_validate(
+    file: Annotated[Path, typer.Argument(help="A phase model YAML file.")],
+    workspace: Annotated[Path | None, typer.Option("--workspace", "-w", envvar="JOURNEYLENS_WORKSPACE", help="Check the rules against this workspace's touchpoints.")] = None,
+) -> None:
+    """Check a phase model file: errors with file and line; with data, unmatched and overlapping rules."""
+    from journeylens.journeys.models.phase_model import coverage_report, parse_phase_model, validate_phase_model_file
+
+    problems = validate_phase_model_file(file)
+    if problems:
+        for problem in problems:
+            err_console.print(f"[bold red]error:[/] {problem}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2)
+    model = parse_phase_model(file.read_text(encoding="utf-8"), str(file))
+    console.print(f"{file}: valid phase model '{model.name}' with {len(model.phases)} phases: {' → '.join(model.phase_names)}")
+    if workspace is not None and (workspace / "journeylens.duckdb").exists():
+        with user_errors():
+            ws = open_workspace(workspace, read_only=True)
+            summary = touchpoint_summary(ws)
+            ws.close()
+        warnings = coverage_report(model, summary)
+        for warning in warnings:
+            err_console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+        if not warnings:
+            console.print("every touchpoint in the workspace matches exactly one phase")
+
+
+def touchpoint_summary(ws: Any) -> Any:
+    t = ws.touchpoints
+    return t.group_by(["touchpoint", "channel", "content_type"]).aggregate(count=t.count()).to_pandas()
+
+
+@app.command()
+def build(
+    workspace: WorkspaceOpt = DEFAULT_WS,
+    model: Annotated[str, typer.Option("--model", "-m", help="Phase model: a built-in name or a YAML file.")] = "five-phase",
+    journey_model: Annotated[str | None, typer.Option("--journey-model", help="Journey model YAML (default: the built-in one).")] = None,
+    full: Annotated[bool, typer.Option("--full", help="Rebuild everything, not only the persons with new data.")] = False,
+) -> None:
+    """Turn touchpoints into journeys and phases (incremental after new imports)."""
+    from journeylens.journeys import build as run_build
+    from journeylens.journeys.models.phase_model import coverage_report, load_phase_model
+
+    with user_errors():
+        ws = open_workspace(workspace)
+        try:
+            with err_console.status("building journeys"):
+                result = run_build(ws, model=model, journey_model=journey_model, full=full)
+            warnings = coverage_report(load_phase_model(model), touchpoint_summary(ws))
+            summary = journey_summary(ws)
+        finally:
+            ws.close()
+    report_build(result, summary)
+    for warning in warnings[:5]:
+        err_console.print(f"  [yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+    if len(warnings) > 5:
+        err_console.print(f"  … {len(warnings) - 5} more: `journeylens models validate FILE -w {workspace}`", highlight=False)
+
+
+def journey_summary(ws: Any) -> Any:
+    j = ws.table("journeys")
+    return (
+        j.group_by(["journey_type", "status"])
+        .aggregate(journeys=j.count(), touchpoints=j.touchpoints.sum())
+        .order_by(["journey_type", "status"])
+        .to_pandas()
+    )
+
+
+def report_build(result: Any, summary: Any) -> None:
+    what = "rebuilt everything" if result.mode == "full" else f"rebuilt {result.persons_rebuilt:,} persons with new data"
+    console.print(
+        f"built {result.journeys:,} journeys from {result.touchpoints:,} touchpoints with phase model "
+        f"[bold]{result.phase_model}[/] ({what}) in {result.seconds:.1f}s",
+        highlight=False,
+    )
+    pivot = summary.pivot_table(index="journey_type", columns="status", values="journeys", aggfunc="sum", fill_value=0)
+    pivot = pivot.reset_index()
+    pivot.columns = [str(c) for c in pivot.columns]
+    print_frame(pivot, "table", title="journeys by type and status")
+
+
+@app.command()
+def journeys(
+    workspace: WorkspaceOpt = DEFAULT_WS,
+    person: Annotated[str | None, typer.Option("--person", "-p", help="Only this person's journeys, with their touchpoints.")] = None,
+    limit: Annotated[int, typer.Option(help="Rows to show.")] = 20,
+    fmt: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
+) -> None:
+    """List journeys (the latest first), or one person's journeys and touchpoints."""
+    check_format(fmt)
+    with user_errors():
+        ws = open_workspace(workspace, read_only=True)
+        if not ws.has_table("journeys"):
+            ws.close()
+            raise fail(f"workspace {workspace}: no journeys yet; run `journeylens build -w {workspace}` first")
+        j = ws.table("journeys")
+        cols = ["journey_id", "persona", "journey_type", "status", "repeat", "start", "touchpoints", "purchase_contact_number", "revenue", "involvement", "last_phase"]
+        if person:
+            frame = j.filter(j.person_id == person).order_by("start").select(*cols).to_pandas()
+            t = ws.table("journey_touchpoints")
+            touches = t.filter(t.person_id == person).order_by(["timestamp", "event_id"]).select(
+                "timestamp", "journey_id", "position", "channel", "touchpoint", "content_type", "phase"
+            ).to_pandas()
+        else:
+            frame = j.order_by(ibis_desc("start")).select(*cols).limit(limit).to_pandas()
+            touches = None
+        ws.close()
+    print_frame(frame, fmt, title=f"journeys of {person}" if person else None)
+    if touches is not None and fmt == "table":
+        print_frame(touches, fmt, title="touchpoints")
+
+
+def ibis_desc(column: str) -> Any:
+    import ibis
+
+    return ibis.desc(column)
+
+
 # -- demo ---------------------------------------------------------------------------------------
 
 
@@ -308,10 +467,12 @@ def demo(
     persons: Annotated[int, typer.Option("--persons", "-n", min=1, help="Number of demo persons.")] = 5000,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     keep: Annotated[bool, typer.Option(help="Keep an existing workspace instead of starting fresh.")] = False,
+    model: Annotated[str, typer.Option("--model", "-m", help="Phase model for the journeys.")] = "five-phase",
 ) -> None:
-    """The main job on the embedded engine: a fresh workspace, demo data generated and imported, a summary."""
+    """The main job on the embedded engine: a fresh workspace, demo data imported, journeys built, a summary."""
     from journeylens.demo import write_demo
     from journeylens.ingest import ingest as run_ingest
+    from journeylens.journeys import build as run_build
 
     with user_errors():
         if workspace.exists() and not keep:
@@ -328,12 +489,16 @@ def demo(
                 report_import(result, 5)
                 result = run_ingest(ws, files.persons, kind="persons")
                 report_import(result, 5)
+                with err_console.status("building journeys"):
+                    built = run_build(ws, model=model)
+                summary = journey_summary(ws)
                 details = ws.info()
                 imports = ws.imports.order_by("import_id").to_pandas()
             finally:
                 ws.close()
     print_info(details, imports)
-    console.print(f"\nnext: [bold]journeylens info -w {workspace}[/]")
+    report_build(built, summary)
+    console.print(f"\nnext: [bold]journeylens journeys -w {workspace}[/]")
 
 
 def main() -> None:

@@ -178,6 +178,26 @@ class Workspace:
         return self.table("imports")
 
     @property
+    def journeys(self) -> ibis.Table:
+        """One row per journey (after :meth:`build`), with its status against the data's end."""
+        return self._built("journeys")
+
+    @property
+    def journey_touchpoints(self) -> ibis.Table:
+        """Every touchpoint with its stitched person, journey, position and phase (after :meth:`build`)."""
+        return self._built("journey_touchpoints")
+
+    @property
+    def journey_phases(self) -> ibis.Table:
+        """Per journey and phase: entry, exit, time spent, touchpoints (after :meth:`build`)."""
+        return self._built("journey_phases")
+
+    def _built(self, name: str) -> ibis.Table:
+        if not self.has_table(name):
+            raise WorkspaceError(f"workspace {self.location}: no table '{name}' yet; run `journeylens build` (or Workspace.build()) first")
+        return self.con.table(name)
+
+    @property
     def location(self) -> str:
         return str(self.path) if self.path is not None else f"<{self.engine} connection>"
 
@@ -213,6 +233,12 @@ class Workspace:
         from journeylens.ingest import ingest
 
         return ingest(self, source, kind="persons", **options)
+
+    def build(self, *, model: Any = "five-phase", journey_model: Any = None, full: bool = False) -> Any:
+        """Materialise journeys and phases; see :func:`journeylens.journeys.build`."""
+        from journeylens.journeys import build
+
+        return build(self, model=model, journey_model=journey_model, full=full)
 
     def info(self) -> WorkspaceInfo:
         tables = [TableInfo(name, int(self.con.table(name).count().execute())) for name in self.table_names()]

@@ -8,25 +8,57 @@ path the way the file spells it (``phases[2].rules[0]``).
 
 from __future__ import annotations
 
+import re
 import types
 import typing
 from collections.abc import Sequence
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, model_validator
 
 from journeylens.errors import ConfigError
-
-M = TypeVar("M", bound=BaseModel)
 
 Loc = tuple[str | int, ...]
 
 #: context key telling a model's own validator to leave cross-field checks to the loader (which can
 #: point them at a line); see ``parse_config``
-DEFER_CROSS_CHECKS = "journeylens_defer_cross_checks"
+_DEFER_CROSS_CHECKS = "journeylens_defer_cross_checks"
+
+#: the file-name prefix of built-in journey models, which share the builtin/ folder with the phase models
+JOURNEY_PREFIX = "journeys-"
+
+_NAME_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+
+
+def check_name(value: str) -> str:
+    """A phase or journey-type name: an identifier, as it ends up in columns and charts."""
+    if not _NAME_PATTERN.fullmatch(value):
+        raise ValueError(f"expected a name of letters, digits and _ that starts with a letter, got {value!r}")
+    return value
+
+
+def builtin_dir() -> Path:
+    """The folder of the built-in phase and journey models."""
+    return Path(str(resources.files("journeylens.journeys.models") / "builtin"))
+
+
+def is_path(value: str | Path) -> bool:
+    """A ``Path``, or a string ending in .yaml / .yml or holding a path separator, names a file."""
+    if isinstance(value, Path):
+        return True
+    return value.endswith((".yaml", ".yml")) or "/" in value or "\\" in value
+
+
+def loc_text(loc: Loc) -> str:
+    """A location as a path: ("phases", 2, "name") -> phases[2].name."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out
 
 
 @dataclass(frozen=True)
@@ -44,6 +76,9 @@ class Problem:
         return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
 
 
+C = TypeVar("C", bound="ConfigModel")
+
+
 @dataclass(frozen=True)
 class CrossProblem:
     """A problem found after pydantic validation (an unknown phase name, a duplicate), with its location."""
@@ -58,30 +93,74 @@ def config_error(problems: Sequence[Problem]) -> ConfigError:
     return ConfigError("\n".join(str(p) for p in problems))
 
 
-def read_config_text(path: str | Path) -> str:
-    path = Path(path)
+class ConfigModel(BaseModel):
+    """Base of a configuration file's top-level model: strict fields, and checks across fields.
+
+    ``cross_problems`` finds what pydantic's per-field validation cannot (duplicate names, references to
+    names that do not exist). Built in Python, the model raises on them; read from a file, the loader
+    reports them with their lines instead.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def cross_problems(self) -> list[CrossProblem]:
+        return []
+
+    @model_validator(mode="after")
+    def _cross_checks(self, info: ValidationInfo) -> Self:
+        if info.context and info.context.get(_DEFER_CROSS_CHECKS):
+            return self
+        problems = self.cross_problems()
+        if problems:
+            raise ValueError("; ".join(f"{loc_text(p.loc)}: {p.message}" for p in problems))
+        return self
+
+
+def parse_text(model: type[C], text: str, source: str) -> C:
+    """A ``model`` from YAML ``text``; raises ConfigError naming ``source`` and the line of each problem."""
+    result, problems = parse_config(model, text, source)
+    if problems or result is None:
+        raise config_error(problems)
+    return result
+
+
+def load_file(model: type[C], path: str | Path) -> C:
+    """A ``model`` from a YAML file; raises ConfigError naming the file and the line of each problem."""
+    text = _read(path)
+    if isinstance(text, Problem):
+        raise config_error([text])
+    return parse_text(model, text, str(path))
+
+
+def validate_file(model: type[C], path: str | Path) -> list[Problem]:
+    """Every problem in a YAML file for ``model`` (an empty list when it is valid)."""
+    text = _read(path)
+    if isinstance(text, Problem):
+        return [text]
+    return parse_config(model, text, str(path))[1]
+
+
+def _read(path: str | Path) -> str | Problem:
     try:
-        return path.read_text(encoding="utf-8")
+        return Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file") from None
+        return Problem(str(path), None, "", "no such file", "unusable_file")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot be read: {exc}") from None
+        return Problem(str(path), None, "", f"cannot be read: {exc}", "unusable_file")
 
 
-def parse_config(
-    model: type[M],
-    text: str,
-    source: str,
-    cross_checks: typing.Callable[[M], list[CrossProblem]],
-) -> tuple[M | None, list[Problem]]:
+def parse_config(model: type[C], text: str, source: str) -> tuple[C | None, list[Problem]]:
     """Parse YAML ``text`` into ``model``; return the model (None if invalid) and every problem found."""
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else 1
-        what = exc.problem or exc.context or "cannot be parsed"
+        last_line = max(1, len(text.splitlines()))
+        line = min(mark.line + 1, last_line) if mark is not None else 1
+        what = (exc.problem or exc.context or "cannot be parsed").replace(
+            "'<stream end>'", "the end of the file"
+        )
         return None, [Problem(source, line, "", f"invalid YAML: {what}", "invalid_yaml")]
     except yaml.YAMLError as exc:
         return None, [Problem(source, 1, "", f"invalid YAML: {exc}", "invalid_yaml")]
@@ -92,14 +171,18 @@ def parse_config(
 
     problems = _duplicate_keys(node, source)
     try:
-        result = model.model_validate(data, context={DEFER_CROSS_CHECKS: True})
+        result = model.model_validate(data, context={_DEFER_CROSS_CHECKS: True})
     except ValidationError as exc:
         problems += [_from_pydantic(model, err, node, source) for err in exc.errors()]
-        return None, problems
-    for cross in cross_checks(result):
+        return None, _by_line(problems)
+    for cross in result.cross_problems():
         line, path = locate(node, cross.loc)
         problems.append(Problem(source, line, path, cross.message, cross.code))
-    return (None if problems else result), problems
+    return (None if problems else result), _by_line(problems)
+
+
+def _by_line(problems: list[Problem]) -> list[Problem]:
+    return sorted(problems, key=lambda p: p.line or 0)
 
 
 def locate(root: yaml.Node, loc: Loc) -> tuple[int, str]:
@@ -172,13 +255,22 @@ def _from_pydantic(model: type[BaseModel], err: Any, root: yaml.Node, source: st
         line, _ = locate(root, loc)
         _, path = locate(root, loc[:-1])
         allowed = ", ".join(_field_names(_model_at(model, loc[:-1])))
-        return Problem(source, line, path, f"unknown field '{loc[-1]}'; expected one of {allowed}", "unknown_field")
+        return Problem(
+            source, line, path, f"unknown field '{loc[-1]}'; expected one of {allowed}", "unknown_field"
+        )
     if kind == "missing":
         line, path = locate(root, loc[:-1])
         return Problem(source, line, path, f"missing field '{loc[-1]}'", "missing_field")
     line, path = locate(root, loc)
     msg: str = err["msg"]
-    if kind in ("value_error", "assertion_error"):
+    ctx = err.get("ctx") or {}
+    if kind == "greater_than_equal":
+        msg = f"expected at least {_num(ctx.get('ge'))}, got {_show(err.get('input'))}"
+    elif kind == "greater_than":
+        msg = f"expected more than {_num(ctx.get('gt'))}, got {_show(err.get('input'))}"
+    elif kind in _EXPECTED:
+        msg = f"expected {_EXPECTED[kind]}, got {_show(err.get('input'))}"
+    elif kind in ("value_error", "assertion_error"):
         msg = msg.split(", ", 1)[1] if ", " in msg else msg
     elif msg.startswith("Input should be "):
         msg = f"expected {msg[len('Input should be ') :]}, got {_show(err.get('input'))}"
@@ -187,12 +279,28 @@ def _from_pydantic(model: type[BaseModel], err: Any, root: yaml.Node, source: st
     return Problem(source, line, path, msg, "invalid_value")
 
 
+_EXPECTED = {
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "int_type": "a whole number",
+    "int_parsing": "a whole number",
+    "int_from_float": "a whole number",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "string_type": "a string",
+    "list_type": "a list",
+    "model_type": "a mapping of fields",
+    "model_attributes_type": "a mapping of fields",
+    "dict_type": "a mapping",
+}
+
+
+def _num(value: Any) -> Any:
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 def _show(value: Any) -> str:
-    if value is None:
-        return "nothing (null)"
-    if isinstance(value, str):
-        return repr(value)
-    return repr(value)
+    return "nothing (null)" if value is None else repr(value)
 
 
 def _field_names(cls: type[BaseModel] | None) -> list[str]:

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterable, Mapping
 from functools import reduce
 from typing import TYPE_CHECKING, Annotated, Any, Self
@@ -45,7 +46,7 @@ if TYPE_CHECKING:
 #: the touchpoint columns a matcher can name, in the order they are checked and listed
 NAME_FIELDS: tuple[str, ...] = ("touchpoint", "channel", "content_type", "journey_type")
 
-_KEY_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"
+_KEY_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 
 Scalar = str | bool | int | float
 
@@ -65,14 +66,27 @@ class PropertyCondition(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
-    key: str = Field(pattern=_KEY_PATTERN)
+    key: str
     equals: Scalar | None = None
     in_: list[Scalar] | None = Field(default=None, alias="in", min_length=1)
     exists: bool | None = None
 
+    @field_validator("key")
+    @classmethod
+    def _key(cls, value: str) -> str:
+        if not _KEY_PATTERN.fullmatch(value):
+            raise ValueError(
+                f"expected a key of letters, digits and _ (dots for nested keys, e.g. utm.medium), got {value!r}"
+            )
+        return value
+
     @model_validator(mode="after")
     def _one_test(self) -> Self:
-        given = [name for name, v in (("equals", self.equals), ("in", self.in_), ("exists", self.exists)) if v is not None]
+        given = [
+            name
+            for name, v in (("equals", self.equals), ("in", self.in_), ("exists", self.exists))
+            if v is not None
+        ]
         if len(given) != 1:
             got = "none" if not given else ", ".join(given)
             raise ValueError(f"a property condition needs exactly one of equals, in, exists; got {got}")
@@ -180,7 +194,7 @@ class Matcher(BaseModel):
         for name in NAME_FIELDS:
             if name not in row:
                 continue
-            value = _clean(row[name])
+            value = missing_to_none(row[name])
             if (wanted := getattr(self, name)) is not None and value not in wanted:
                 return False
             if (unwanted := getattr(self, f"{name}_not")) is not None and value in unwanted:
@@ -194,21 +208,17 @@ class Matcher(BaseModel):
         return True
 
 
-def _clean(value: Any) -> Any:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    try:
-        import pandas as pd
+def missing_to_none(value: Any) -> Any:
+    """None for any spelling of a missing value (None, NaN, pandas.NA, NaT); the value otherwise."""
+    import pandas as pd
 
-        if value is pd.NA or value is pd.NaT:
-            return None
-    except ImportError:  # pragma: no cover - pandas is a dependency
-        pass
+    if value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
+        return None
     return value
 
 
 def _decode(properties: Any) -> Mapping[str, Any] | None:
-    properties = _clean(properties)
+    properties = missing_to_none(properties)
     if properties is None or isinstance(properties, Mapping):
         return properties
     decoded = json.loads(properties)

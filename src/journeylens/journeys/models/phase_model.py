@@ -56,31 +56,29 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple, Self
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from journeylens.errors import ConfigError, SpecError
 from journeylens.journeys.models._config import (
-    DEFER_CROSS_CHECKS,
+    JOURNEY_PREFIX,
+    ConfigModel,
     CrossProblem,
     Problem,
-    config_error,
-    parse_config,
-    read_config_text,
+    builtin_dir,
+    check_name,
+    is_path,
+    load_file,
+    parse_text,
+    validate_file,
 )
-from journeylens.journeys.models.matcher import MatcherList, NameList, any_expr, any_matches
+from journeylens.journeys.models.matcher import MatcherList, NameList, any_expr, any_matches, missing_to_none
 
 if TYPE_CHECKING:
     import ibis.expr.types as ir
     import pandas as pd
-
-_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_]*$"
-
-#: the file-name prefix of built-in journey models, which share the builtin/ folder
-_JOURNEY_PREFIX = "journeys-"
 
 
 class Phase(BaseModel):
@@ -88,12 +86,17 @@ class Phase(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field(pattern=_NAME_PATTERN)
+    name: str
     label: str | None = None
     description: str = ""
     questions: list[str] = []
     intended_content: NameList = []
     rules: MatcherList = []
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return check_name(value)
 
     @property
     def title(self) -> str:
@@ -128,10 +131,8 @@ class AudienceRule(BaseModel):
         return cond
 
 
-class PhaseModel(BaseModel):
+class PhaseModel(ConfigModel):
     """An ordered list of phases and the rules that classify touchpoints into them."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(min_length=1)
     description: str = ""
@@ -148,15 +149,6 @@ class PhaseModel(BaseModel):
         if not value:
             raise ValueError("a phase model needs at least one phase, got none")
         return value
-
-    @model_validator(mode="after")
-    def _cross_checks(self, info: ValidationInfo) -> Self:
-        if info.context and info.context.get(DEFER_CROSS_CHECKS):
-            return self  # the file loader reports these with their lines
-        problems = self.cross_problems()
-        if problems:
-            raise ValueError("; ".join(f"{_loc_text(p.loc)}: {p.message}" for p in problems))
-        return self
 
     def cross_problems(self) -> list[CrossProblem]:
         """Problems across fields: duplicate phase names, references to phases that do not exist."""
@@ -250,14 +242,19 @@ class PhaseModel(BaseModel):
 
     def phase_index_expr(self, t: ir.Table, *, person: str = "person_id") -> ir.IntegerValue:
         """An Ibis integer: the 0-based position of ``phase_expr``'s phase (NULL where that is NULL)."""
-        return self._case(t, person, {n: i for i, n in enumerate(self.phase_names)}, "int64").name("phase_index")
+        return self._case(t, person, {n: i for i, n in enumerate(self.phase_names)}, "int64").name(
+            "phase_index"
+        )
 
     def _case(self, t: ir.Table, person: str, values: Mapping[str, Any], dtype: str) -> ir.Value:
         import ibis
 
         null = ibis.null(dtype)
         default = null if self.default_phase is None else ibis.literal(values[self.default_phase], dtype)
-        branches = [(cond, null if name is None else ibis.literal(values[name], dtype)) for cond, name in self._branches(t, person)]
+        branches = [
+            (cond, null if name is None else ibis.literal(values[name], dtype))
+            for cond, name in self._branches(t, person)
+        ]
         if not branches:
             return default
         return ibis.cases(*branches, else_=default)
@@ -279,18 +276,24 @@ class PhaseModel(BaseModel):
         """``t`` with the columns ``phase`` and ``phase_index``.
 
         With ``carry_forward`` a touchpoint without a phase of its own (neutral, unmatched) takes the phase
-        of the previous touchpoint in its ``by`` group (default: the person), ordered by (timestamp,
-        event_id); one with no phase before it takes ``default_phase``.
+        of the previous touchpoint in its ``by`` group (default: the ``person`` column; pass a journey id
+        to carry within journeys), ordered by (timestamp, event_id); one with no phase before it, or with
+        a NULL ``by`` key (an anonymous touchpoint), takes ``default_phase``.
         """
         import ibis
 
         out = t.mutate(phase=self.phase_expr(t, person=person))
         if carry_forward:
             keys = [by] if isinstance(by, str) else list(by or [person])
-            window = ibis.cumulative_window(group_by=[out[k] for k in keys], order_by=[out.timestamp, out.event_id])
+            window = ibis.cumulative_window(
+                group_by=[out[k] for k in keys], order_by=[out.timestamp, out.event_id]
+            )
             out = out.mutate(_jl_phase_run=out.phase.count().over(window))
             run = ibis.window(group_by=[*(out[k] for k in keys), out._jl_phase_run])
-            out = out.mutate(phase=out.phase.max().over(run)).drop("_jl_phase_run")
+            # a NULL key (an anonymous touchpoint) is nobody's history: it keeps its own phase
+            anonymous = functools.reduce(lambda a, b: a | b, [out[k].isnull() for k in keys])
+            carried = ibis.ifelse(anonymous, out.phase, out.phase.max().over(run))
+            out = out.mutate(phase=carried).drop("_jl_phase_run")
             if self.default_phase is not None:
                 out = out.mutate(phase=out.phase.fill_null(self.default_phase))
         return out.mutate(phase_index=self.index_of_expr(out.phase))
@@ -308,13 +311,6 @@ class PhaseModel(BaseModel):
         return self.default_phase
 
 
-def _loc_text(loc: tuple[str | int, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
-    return out
-
-
 # -- loading --------------------------------------------------------------------------------------------
 
 
@@ -324,34 +320,18 @@ class PhaseModelInfo(NamedTuple):
     phases: list[str]
 
 
-def builtin_dir() -> Path:
-    """The folder of the built-in phase and journey models."""
-    return Path(str(resources.files("journeylens.journeys.models") / "builtin"))
-
-
 def builtin_phase_model_names() -> list[str]:
-    return sorted(p.stem for p in builtin_dir().glob("*.yaml") if not p.stem.startswith(_JOURNEY_PREFIX))
+    return sorted(p.stem for p in builtin_dir().glob("*.yaml") if not p.stem.startswith(JOURNEY_PREFIX))
 
 
 def parse_phase_model(text: str, source: str = "<string>") -> PhaseModel:
     """A phase model from YAML text; raises ConfigError naming ``source`` and the line."""
-    model, problems = _parse(text, source)
-    if problems or model is None:
-        raise config_error(problems)
-    return model
-
-
-def _parse(text: str, source: str) -> tuple[PhaseModel | None, list[Problem]]:
-    return parse_config(PhaseModel, text, source, PhaseModel.cross_problems)
+    return parse_text(PhaseModel, text, source)
 
 
 def validate_phase_model_file(path: str | Path) -> list[Problem]:
     """Every problem in a phase model file (an empty list when it is valid)."""
-    try:
-        text = read_config_text(path)
-    except ConfigError as exc:
-        return [Problem(str(path), None, "", str(exc).split(": ", 1)[1], "unusable_file")]
-    return _parse(text, str(path))[1]
+    return validate_file(PhaseModel, path)
 
 
 def load_phase_model(name_or_path: str | Path | PhaseModel) -> PhaseModel:
@@ -362,8 +342,8 @@ def load_phase_model(name_or_path: str | Path | PhaseModel) -> PhaseModel:
     """
     if isinstance(name_or_path, PhaseModel):
         return name_or_path
-    if _is_path(name_or_path):
-        return parse_phase_model(read_config_text(name_or_path), str(name_or_path))
+    if is_path(name_or_path):
+        return load_file(PhaseModel, name_or_path)
     name = str(name_or_path)
     if name not in builtin_phase_model_names():
         raise ConfigError(
@@ -377,13 +357,7 @@ def load_phase_model(name_or_path: str | Path | PhaseModel) -> PhaseModel:
 @functools.cache
 def _load_builtin(name: str) -> PhaseModel:
     path = builtin_dir() / f"{name}.yaml"
-    return parse_phase_model(path.read_text(encoding="utf-8"), f"builtin/{name}.yaml")
-
-
-def _is_path(value: str | Path) -> bool:
-    if isinstance(value, Path):
-        return True
-    return value.endswith((".yaml", ".yml")) or "/" in value or "\\" in value
+    return parse_text(PhaseModel, path.read_text(encoding="utf-8"), f"builtin/{path.name}")
 
 
 def list_phase_models() -> list[PhaseModelInfo]:
@@ -401,7 +375,7 @@ def list_phase_models() -> list[PhaseModelInfo]:
 class CoverageWarning:
     """A touchpoint combination that no rule matches, or that rules of several phases match."""
 
-    kind: str  # "unmatched" | "overlap"
+    kind: Literal["unmatched", "overlap"]
     touchpoint: str | None
     channel: str | None
     content_type: str | None
@@ -438,7 +412,7 @@ def coverage_report(model: PhaseModel, touchpoint_summary: pd.DataFrame) -> list
     warnings: list[CoverageWarning] = []
     columns = [c for c in touchpoint_summary.columns if c != "properties"]
     for raw in touchpoint_summary[columns].to_dict("records"):
-        row = {k: _none_if_missing(v) for k, v in raw.items()}
+        row = {k: missing_to_none(v) for k, v in raw.items()}
         count = int(row["count"] or 0)
         hits = [p.name for p in model.phases if p.rules and any_matches(p.rules, row)]
         neutral = bool(model.neutral) and any_matches(model.neutral, row)
@@ -453,7 +427,11 @@ def coverage_report(model: PhaseModel, touchpoint_summary: pd.DataFrame) -> list
             )
             warnings.append(
                 CoverageWarning(
-                    "unmatched", row["touchpoint"], row["channel"], row["content_type"], count,
+                    "unmatched",
+                    row["touchpoint"],
+                    row["channel"],
+                    row["content_type"],
+                    count,
                     message=f"{combo}: {count:,} touchpoints match no phase rule; {where}",
                 )
             )
@@ -461,8 +439,13 @@ def coverage_report(model: PhaseModel, touchpoint_summary: pd.DataFrame) -> list
             winner = "(neutral)" if neutral else hits[-1]
             warnings.append(
                 CoverageWarning(
-                    "overlap", row["touchpoint"], row["channel"], row["content_type"], count,
-                    phases=tuple(hits), winner=winner,
+                    "overlap",
+                    row["touchpoint"],
+                    row["channel"],
+                    row["content_type"],
+                    count,
+                    phases=tuple(hits),
+                    winner=winner,
                     message=(
                         f"{combo}: {count:,} touchpoints match the rules of {_and(hits)}; "
                         f"they go to {winner}"
@@ -470,20 +453,21 @@ def coverage_report(model: PhaseModel, touchpoint_summary: pd.DataFrame) -> list
                     ),
                 )
             )
-    warnings.sort(key=lambda w: (w.kind != "unmatched", -w.count, str(w.touchpoint), str(w.channel), str(w.content_type)))
+    warnings.sort(
+        key=lambda w: (
+            w.kind != "unmatched",
+            -w.count,
+            str(w.touchpoint),
+            str(w.channel),
+            str(w.content_type),
+        )
+    )
     return warnings
 
 
-def _none_if_missing(value: Any) -> Any:
-    import pandas as pd
-
-    return None if value is None or (not isinstance(value, list | dict) and pd.isna(value)) else value
-
-
 def _describe(row: Mapping[str, Any]) -> str:
-    return (
-        f"touchpoint '{row['touchpoint']}' on channel '{row['channel']}' with content type "
-        + (f"'{row['content_type']}'" if row["content_type"] is not None else "none")
+    return f"touchpoint '{row['touchpoint']}' on channel '{row['channel']}' with content type " + (
+        f"'{row['content_type']}'" if row["content_type"] is not None else "none"
     )
 
 

@@ -1,0 +1,424 @@
+"""Touchpoints -> journeys and phases, as Ibis expressions (the same code runs on DuckDB and Spark).
+
+The rules (see ``docs/adr/0002-journey-splitting.md``):
+
+1. **Order.** A person's touchpoints are ordered by ``(timestamp, event_id)``.
+2. **Type.** A touchpoint belongs to a non-default journey type T when it carries T as its
+   ``journey_type`` hint, or opens T, or is a member of T while a T journey is running: the T candidates
+   (openers and members) of a person are split where the gap exceeds T's timeout, and within such a
+   stretch the touchpoints from the first opener on are T's. A touchpoint claimed by several types goes to
+   the one opened most recently (ties: the order of the types in the model). Everything else belongs to the
+   default type (purchase).
+3. **Split.** Within (person, type) a new journey starts when the gap to the previous touchpoint exceeds the
+   type's inactivity timeout (a gap exactly equal to it does not split). For types with a conversion, in the
+   *buyer* view a journey ends at its conversion (the next touchpoint starts a new one); in the *customer*
+   view the journey goes on after the conversion (service, use, loyalty), and a further conversion starts a
+   new journey at that conversion (the loyalty loop: a repeat purchase skips the evaluation).
+4. **Status.** ``converted`` when the journey reaches its conversion; otherwise ``open`` while its last
+   touchpoint is within the timeout of the data's end, else ``abandoned`` (``closed`` for types without a
+   conversion, such as complaints). Status is computed against the data's end each time it is read.
+5. **Repeat.** A journey of a type with a conversion is a ``repeat`` when the person converted in an earlier
+   journey of that type.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import ibis
+import ibis.expr.types as ir
+
+from journeylens.journeys.stitching import identity_conflicts, identity_map, stitch
+
+if TYPE_CHECKING:
+    from journeylens.journeys.models.journey_model import JourneyModel
+    from journeylens.journeys.models.phase_model import PhaseModel
+    from journeylens.store import Workspace
+
+SECONDS_PER_DAY = 86_400
+
+#: touchpoint-level columns kept in ``journey_touchpoints``
+TOUCH_COLUMNS = (
+    "event_id",
+    "person_id",
+    "identified",
+    "anonymous_id",
+    "timestamp",
+    "channel",
+    "touchpoint",
+    "content_type",
+    "content_id",
+    "revenue",
+    "currency",
+    "satisfaction",
+    "scale",
+    "properties",
+    "journey_id",
+    "journey_type",
+    "position",
+    "is_conversion",
+    "phase",
+    "phase_index",
+    "phase_regression",
+)
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    build_id: int
+    mode: str  # full | incremental
+    phase_model: str
+    journey_model: str
+    persons_rebuilt: int
+    journeys: int
+    touchpoints: int
+    seconds: float
+
+
+# -- typing: which journey type each touchpoint belongs to -------------------------------------------------
+
+
+def _claims(t: ir.Table, jm: JourneyModel) -> ir.Table | None:
+    """(event_id, type, segment, opened_at) for touchpoints claimed by a non-default journey type."""
+    parts = []
+    hint = jm.hint_expr(t)
+    unhinted = hint.isnull()
+    for order, jt in enumerate(jm.journey_types):
+        if jt.default:
+            continue
+        opens = (hint == jt.name).fill_null(False) | (unhinted & jt.opens_expr(t))
+        member = opens | (unhinted & jt.member_expr(t))
+        c = t.filter(member).select("event_id", "person_key", "timestamp", _open=opens, _end=jt.ends_expr(t, view=jm.view))
+        c = c.mutate(_ts=c.timestamp.epoch_seconds())
+        w = ibis.window(group_by=c.person_key, order_by=[c.timestamp, c.event_id])
+        gap = c._ts - c._ts.lag().over(w)
+        after_end = c._end.lag().over(w).fill_null(False)
+        c = c.mutate(_new=(gap.isnull() | (gap > jt.timeout_seconds) | after_end).cast("int64"))
+        cw = ibis.cumulative_window(group_by=c.person_key, order_by=[c.timestamp, c.event_id])
+        c = c.mutate(_seg=c._new.sum().over(cw))
+        sw = ibis.cumulative_window(group_by=[c.person_key, c._seg], order_by=[c.timestamp, c.event_id])
+        c = c.mutate(_opened_at=ibis.ifelse(c._open, c._ts, ibis.null("int64")).max().over(sw))
+        c = c.filter(c._opened_at.notnull())
+        parts.append(
+            c.select(
+                "event_id",
+                _claim_type=ibis.literal(jt.name),
+                _claim_seg=c._seg,
+                _claim_opened=c._opened_at,
+                _claim_order=ibis.literal(order, "int64"),
+            )
+        )
+    if not parts:
+        return None
+    claims = parts[0] if len(parts) == 1 else ibis.union(*parts)
+    w = ibis.window(group_by=claims.event_id, order_by=[ibis.desc(claims._claim_opened), claims._claim_order])
+    claims = claims.mutate(_r=ibis.row_number().over(w))
+    return claims.filter(claims._r == 0).drop("_r", "_claim_order")
+
+
+def _typed(t: ir.Table, jm: JourneyModel) -> ir.Table:
+    claims = _claims(t, jm)
+    default = jm.default_type.name
+    if claims is None:
+        return t.mutate(journey_type=ibis.literal(default), _claim_seg=ibis.null("int64"))
+    j = t.left_join(claims, "event_id").drop("event_id_right")
+    return j.mutate(journey_type=j._claim_type.fill_null(default)).drop("_claim_type", "_claim_opened")
+
+
+# -- splitting --------------------------------------------------------------------------------------------
+
+
+def _per_type(jm: JourneyModel, t: ir.Table, attr: str, dtype: str) -> ir.Value:
+    values = {jt.name: getattr(jt, attr) for jt in jm.journey_types}
+    return t.journey_type.cases(*values.items(), else_=ibis.null(dtype)) if values else ibis.null(dtype)
+
+
+def _by_type(jm: JourneyModel, t: ir.Table, make: Any) -> ir.BooleanValue:
+    """A boolean that evaluates ``make(journey_type)`` for each touchpoint's own journey type."""
+    branches = [(t.journey_type == jt.name, make(jt)) for jt in jm.journey_types]
+    return ibis.cases(*branches, else_=False).fill_null(False)
+
+
+def split_journeys(t: ir.Table, jm: JourneyModel) -> ir.Table:
+    """Stitched touchpoints (with ``person_key``) -> each touchpoint's journey_id, type and position."""
+    t = _typed(t, jm)
+    t = t.mutate(
+        _ts=t.timestamp.epoch_seconds(),
+        is_conversion=_by_type(jm, t, lambda jt: jt.conversion_expr(t)),
+        _ends=_by_type(jm, t, lambda jt: jt.ends_expr(t, view=jm.view)),
+        _repeat_splits=_by_type(jm, t, lambda jt: ibis.literal(jt.repeat_after_conversion)),
+        _timeout=_per_type(jm, t, "timeout_seconds", "int64"),
+        _default=(t.journey_type == jm.default_type.name),
+    )
+    order = [t.timestamp, t.event_id]
+    w = ibis.window(group_by=[t.person_key, t.journey_type], order_by=order)
+    gap = t._ts - t._ts.lag().over(w)
+    gap_start = gap.isnull() | (gap > t._timeout)
+    seg_start = t._claim_seg.lag().over(w).isnull() | (t._claim_seg != t._claim_seg.lag().over(w))
+    t = t.mutate(
+        _gap_start=ibis.ifelse(t._default, gap_start, seg_start).cast("int64"),
+        _prev_end=t._ends.lag().over(w).fill_null(False),
+    )
+    cw = ibis.cumulative_window(group_by=[t.person_key, t.journey_type], order_by=[t.timestamp, t.event_id])
+    t = t.mutate(_gseg=t._gap_start.sum().over(cw))
+    gw = ibis.cumulative_window(group_by=[t.person_key, t.journey_type, t._gseg], order_by=[t.timestamp, t.event_id])
+    conv_before = t.is_conversion.cast("int64").sum().over(gw) - t.is_conversion.cast("int64")
+    # the default type: a journey ends after an `ends` touchpoint (in the buyer view also after a conversion),
+    # and with repeat_after_conversion a further conversion starts a new journey (the loyalty loop)
+    end_start = t._default & t._prev_end
+    repeat_start = t._default & t._repeat_splits & t.is_conversion & (conv_before >= 1)
+    t = t.mutate(_start=((t._gap_start == 1) | end_start | repeat_start).cast("int64"))
+    cw = ibis.cumulative_window(group_by=[t.person_key, t.journey_type], order_by=[t.timestamp, t.event_id])
+    t = t.mutate(_seq=t._start.sum().over(cw))
+    t = t.mutate(journey_id=t.person_key + "/" + t.journey_type + "/" + t._seq.cast("string"))
+    pw = ibis.window(group_by=t.journey_id, order_by=[t.timestamp, t.event_id])
+    t = t.mutate(position=ibis.row_number().over(pw) + 1)
+    return t.drop("_ts", "_timeout", "_default", "_ends", "_repeat_splits", "_gap_start", "_prev_end", "_gseg", "_start", "_seq", "_claim_seg")
+
+
+def with_phases(t: ir.Table, pm: PhaseModel) -> ir.Table:
+    """Each touchpoint's phase (carried forward within its journey) and whether it moved back."""
+    out = pm.with_phases(t, person="person_key", carry_forward=True, by="journey_id")
+    w = ibis.window(group_by=out.journey_id, order_by=[out.timestamp, out.event_id])
+    return out.mutate(phase_regression=(out.phase_index < out.phase_index.lag().over(w)).fill_null(False))
+
+
+def journey_touchpoints(touchpoints: ir.Table, jm: JourneyModel, pm: PhaseModel, mapping: ir.Table | None = None) -> ir.Table:
+    t = stitch(touchpoints, mapping)
+    t = split_journeys(t, jm)
+    t = with_phases(t, pm)
+    t = t.mutate(person_id=t.person_key).drop("person_key")
+    return t.select(*TOUCH_COLUMNS)
+
+
+# -- journeys --------------------------------------------------------------------------------------------
+
+
+def journeys_base(jt: ir.Table, jm: JourneyModel) -> ir.Table:
+    """One row per journey from ``journey_touchpoints`` (status is added when read: see :func:`journeys_view`)."""
+    conv_pos = ibis.ifelse(jt.is_conversion, jt.position, ibis.null("int64"))
+    conv_ts = ibis.ifelse(jt.is_conversion, jt.timestamp, ibis.null("timestamp('UTC')"))
+    agg = jt.group_by(["journey_id", "person_id", "journey_type"]).aggregate(
+        identified=jt.identified.max(),
+        start=jt.timestamp.min(),
+        end=jt.timestamp.max(),
+        touchpoints=jt.count(),
+        purchase_contact_number=conv_pos.min(),
+        converted_at=conv_ts.min(),
+        revenue=jt.revenue.sum(),
+        channels=jt.channel.collect(distinct=True).sort().join(","),
+        n_channels=jt.channel.nunique(),
+        first_channel=jt.channel.argmin(jt.position),
+        last_channel=jt.channel.argmax(jt.position),
+        first_touchpoint=jt.touchpoint.argmin(jt.position),
+        human_contacts=(jm.involvement.human_contact_expr(jt) if jm.involvement else ibis.literal(False)).cast("int64").sum(),
+        phase_reached=jt.phase_index.max(),
+        last_phase=jt.phase.argmax(jt.position),
+        phase_regressions=jt.phase_regression.cast("int64").sum(),
+    )
+    agg = agg.mutate(
+        touchpoints_before_purchase=agg.purchase_contact_number - 1,
+        duration_days=(agg.end.epoch_seconds() - agg.start.epoch_seconds()) / SECONDS_PER_DAY,
+        timeout_days=_per_type(jm, agg, "timeout_days", "float64"),
+        has_conversion=agg.journey_type.isin([jt.name for jt in jm.journey_types if jt.conversion]),
+    )
+    w = ibis.cumulative_window(group_by=[agg.person_id, agg.journey_type], order_by=[agg.start, agg.journey_id])
+    converted = agg.converted_at.notnull().cast("int64")
+    earlier = converted.sum().over(w) - converted
+    agg = agg.mutate(repeat=(agg.has_conversion & (earlier > 0)))
+    return agg.mutate(involvement=_involvement(jm, agg))
+
+
+def _involvement(jm: JourneyModel, agg: ir.Table) -> ir.StringValue:
+    """Low vs high involvement for the model's involvement types (NULL for other journeys).
+
+    A journey that did not convert is judged on all its touchpoints and its whole duration.
+    """
+    if jm.involvement is None or not jm.involvement_types:
+        return ibis.null("string")
+    until = agg.converted_at.fill_null(agg.end)
+    level = jm.involvement.level_expr(
+        touchpoints_before_conversion=agg.touchpoints_before_purchase.fill_null(agg.touchpoints),
+        duration_days=(until.epoch_seconds() - agg.start.epoch_seconds()) / SECONDS_PER_DAY,
+        human_contacts=agg.human_contacts,
+        revenue=agg.revenue,
+    )
+    return ibis.ifelse(agg.journey_type.isin(jm.involvement_types), level, ibis.null("string"))
+
+
+def journeys_view(base: ir.Table, touchpoints: ir.Table, persons: ir.Table) -> ir.Table:
+    """``journeys_base`` with ``status`` computed against the data's end (the latest touchpoint) and the
+    person's ``persona`` (so both stay right after an import without a rebuild)."""
+    p = persons.select(_pid="person_id", persona="persona")
+    base = base.left_join(p, base.person_id == p._pid).drop("_pid")
+    data_end = touchpoints.timestamp.epoch_seconds().max()
+    age = data_end - base.end.epoch_seconds()
+    status = ibis.cases(
+        (base.converted_at.notnull(), "converted"),
+        (age <= base.timeout_days * SECONDS_PER_DAY, "open"),
+        (base.has_conversion, "abandoned"),
+        else_="closed",
+    )
+    return base.mutate(status=status)
+
+
+def journey_phases(jt: ir.Table) -> ir.Table:
+    """Per journey and phase: first entry, exit, time spent, touchpoints, visits (runs) in the phase."""
+    t = jt.filter(jt.phase.notnull())
+    w = ibis.window(group_by=t.journey_id, order_by=[t.timestamp, t.event_id])
+    t = t.mutate(_run_start=(t.phase != t.phase.lag().over(w)).fill_null(True).cast("int64"))
+    cw = ibis.cumulative_window(group_by=t.journey_id, order_by=[t.timestamp, t.event_id])
+    t = t.mutate(_run=t._run_start.sum().over(cw))
+    runs = t.group_by(["journey_id", "person_id", "journey_type", "_run", "phase", "phase_index"]).aggregate(
+        _first=t.timestamp.min(), _last=t.timestamp.max(), _n=t.count()
+    )
+    rw = ibis.window(group_by=runs.journey_id, order_by=runs._run)
+    runs = runs.mutate(_next=runs._first.lead().over(rw))
+    runs = runs.mutate(_exit=runs._next.fill_null(runs._last))
+    runs = runs.mutate(_spent=runs._exit.epoch_seconds() - runs._first.epoch_seconds())
+    return runs.group_by(["journey_id", "person_id", "journey_type", "phase", "phase_index"]).aggregate(
+        entered_at=runs._first.min(),
+        exited_at=runs._exit.max(),
+        seconds_in_phase=runs._spent.sum(),
+        touchpoints=runs._n.sum(),
+        visits=runs.count(),
+    )
+
+
+# -- materialising in a workspace -------------------------------------------------------------------------
+
+BUILDS_SCHEMA = ibis.schema(
+    {
+        "build_id": "int64",
+        "built_at": "timestamp('UTC')",
+        "mode": "string",
+        "phase_model": "string",
+        "journey_model": "string",
+        "config_hash": "string",
+        "import_watermark": "int64",
+        "persons_rebuilt": "int64",
+        "journeys": "int64",
+        "touchpoints": "int64",
+        "seconds": "float64",
+    }
+)
+DERIVED_TABLES = ("journey_touchpoints", "journeys_base", "journey_phases", "identities", "identity_conflicts")
+
+
+def _config_hash(jm: JourneyModel, pm: PhaseModel) -> str:
+    import hashlib
+
+    text = jm.model_dump_json() + pm.model_dump_json()
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def last_build(ws: Workspace) -> dict[str, Any] | None:
+    if not ws.has_table("builds"):
+        return None
+    b = ws.table("builds")
+    rows = b.order_by(ibis.desc("build_id")).limit(1).to_pyarrow().to_pylist()
+    return rows[0] if rows else None
+
+
+def build(
+    ws: Workspace,
+    *,
+    model: str | PhaseModel = "five-phase",
+    journey_model: str | JourneyModel | None = None,
+    full: bool = False,
+) -> BuildResult:
+    """Materialise journeys, phases and each touchpoint's journey; incremental when it can be."""
+    from journeylens.journeys.models.journey_model import load_journey_model
+    from journeylens.journeys.models.phase_model import load_phase_model
+
+    started = time.perf_counter()
+    pm = load_phase_model(model)
+    jm = load_journey_model(journey_model or "default")
+    con = ws.con
+    config = _config_hash(jm, pm)
+    previous = last_build(ws)
+    tp = ws.touchpoints
+    watermark = tp.import_id.max().execute()
+    watermark = int(watermark) if watermark is not None and watermark == watermark else 0
+    can_increment = (
+        not full
+        and previous is not None
+        and previous["config_hash"] == config
+        and all(ws.has_table(name) for name in DERIVED_TABLES)
+        and ws.engine == "duckdb"
+    )
+    mapping = identity_map(tp)
+
+    with ws.transaction():
+        con.create_table("identities", mapping, overwrite=True)
+        con.create_table("identity_conflicts", identity_conflicts(tp), overwrite=True)
+        ids = con.table("identities")
+        if can_increment:
+            mode = "incremental"
+            new_rows = stitch(tp.filter(tp.import_id > int(previous["import_watermark"])), ids)
+            affected_anon = new_rows.filter(new_rows.anonymous_id.notnull()).select("anonymous_id").distinct()
+            keys = [new_rows.select(person_key="person_key")]
+            keys.append(affected_anon.select(person_key=ibis.literal("anon:") + affected_anon.anonymous_id))
+            linked = ids.semi_join(affected_anon, "anonymous_id").select(person_key="person_id")
+            keys.append(linked)
+            affected = ibis.union(*keys, distinct=True)
+            con.create_table("_jl_affected", affected, temp=True, overwrite=True)
+            affected_t = con.table("_jl_affected")
+            n_affected = int(affected_t.count().execute())
+            stitched = stitch(tp, ids)
+            subset = stitched.semi_join(affected_t, stitched.person_key == affected_t.person_key)
+            subset = subset.drop("person_key", "identified")
+            # rows of the affected persons, recomputed; everything else stays as it is
+            jt_new = journey_touchpoints(subset, jm, pm, ids)
+            con.create_table("_jl_new_touch", jt_new, temp=True, overwrite=True)
+            new_touch = con.table("_jl_new_touch")
+            for name in ("journey_touchpoints", "journey_phases", "journeys_base"):
+                con.raw_sql(f"DELETE FROM {name} WHERE person_id IN (SELECT person_key FROM _jl_affected)")  # noqa: S608 - fixed names
+            # an anonymous visitor who got identified: their old anon: rows go too
+            con.insert("journey_touchpoints", new_touch)
+            con.insert("journey_phases", journey_phases(new_touch))
+            con.insert("journeys_base", journeys_base(new_touch, jm).select(*con.table("journeys_base").columns))
+            for name in ("_jl_affected", "_jl_new_touch"):
+                con.drop_table(name, force=True)
+        else:
+            mode = "full"
+            n_affected = -1
+            jt_expr = journey_touchpoints(tp, jm, pm, ids)
+            con.create_table("journey_touchpoints", jt_expr, overwrite=True)
+            jt = con.table("journey_touchpoints")
+            con.create_table("journey_phases", journey_phases(jt), overwrite=True)
+            con.create_table("journeys_base", journeys_base(jt, jm), overwrite=True)
+        _refresh_views(ws)
+        counts = con.table("journeys_base").count().execute(), con.table("journey_touchpoints").count().execute()
+        if n_affected < 0:
+            n_affected = int(con.table("journeys_base").person_id.nunique().execute())
+        if not ws.has_table("builds"):
+            con.create_table("builds", schema=BUILDS_SCHEMA)
+        build_id = int((ws.table("builds").build_id.max().execute() or 0)) + 1
+        seconds = time.perf_counter() - started
+        record = {
+            "build_id": build_id,
+            "built_at": datetime.now(UTC),
+            "mode": mode,
+            "phase_model": pm.name,
+            "journey_model": jm.name,
+            "config_hash": config,
+            "import_watermark": watermark,
+            "persons_rebuilt": n_affected,
+            "journeys": int(counts[0]),
+            "touchpoints": int(counts[1]),
+            "seconds": seconds,
+        }
+        import pyarrow as pa
+
+        con.insert("builds", ibis.memtable(pa.Table.from_pylist([record], schema=BUILDS_SCHEMA.to_pyarrow())))
+    return BuildResult(build_id, mode, pm.name, jm.name, n_affected, int(counts[0]), int(counts[1]), seconds)
+
+
+def _refresh_views(ws: Workspace) -> None:
+    con = ws.con
+    view = journeys_view(con.table("journeys_base"), ws.touchpoints, ws.persons)
+    con.create_view("journeys", view, overwrite=True)
