@@ -29,3 +29,45 @@ def write(tmp_path: Path):
         return path
 
     return _write
+
+
+# -- engines: one test body, DuckDB and local Spark ------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def spark_session(tmp_path_factory):
+    """A local SparkSession for the whole test session (started on first use, ~5 s)."""
+    pyspark_sql = pytest.importorskip("pyspark.sql", reason="the [spark] extra is not installed")
+    warehouse = tmp_path_factory.mktemp("spark-warehouse")
+    session = (
+        pyspark_sql.SparkSession.builder.master("local[1]")
+        .appName("journeylens-tests")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "1")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.warehouse.dir", str(warehouse))
+        .config("spark.driver.memory", "1g")
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
+
+
+@pytest.fixture(params=["duckdb", pytest.param("spark", marks=pytest.mark.spark)])
+def backend(request):
+    """An empty Ibis connection on each engine; the same test body runs on both."""
+    import ibis
+
+    if request.param == "duckdb":
+        con = ibis.duckdb.connect()
+        yield con
+        con.disconnect()
+        return
+    session = request.getfixturevalue("spark_session")
+    con = ibis.pyspark.connect(session)
+    for name in con.list_tables():
+        con.drop_table(name, force=True)
+    for view in [r.viewName for r in session.sql("SHOW VIEWS").collect()]:
+        session.catalog.dropTempView(view)
+    yield con

@@ -311,14 +311,6 @@ def _column(table: pa.Table, name: str, what: str) -> pa.ChunkedArray:
     return table.column(name)
 
 
-def _sorted_codes(indices: np.ndarray, dictionary: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Re-code dictionary indices so that code order is the sorted order of the names."""
-    order = np.argsort(dictionary, kind="stable")
-    rank = np.empty(len(order), dtype=np.int64)
-    rank[order] = np.arange(len(order), dtype=np.int64)
-    return dictionary[order], rank[indices]
-
-
 # ---------------------------------------------------------------------------------------------- readers
 def read_paths(
     path_or_df: Any,
@@ -353,18 +345,22 @@ def read_paths(
         row = int(np.flatnonzero(paths.is_null().to_numpy(zero_copy_only=False))[0])
         raise _row_error(what, row, path_col, f"channels joined by {sep!r}", None, paths.null_count)
     split = pc.split_pattern(paths, pattern=sep)
-    names = pc.utf8_trim_whitespace(pc.list_flatten(split))
-    empty = pc.equal(pc.utf8_length(names), 0).to_numpy(zero_copy_only=False)
-    if empty.any():
+    # encode the raw parts first and strip the (few) distinct ones: the stripping costs nothing per touch
+    encoded = pc.dictionary_encode(pc.list_flatten(split))
+    stripped = pc.utf8_trim_whitespace(encoded.dictionary).to_numpy(zero_copy_only=False).astype(object)
+    raw_codes = encoded.indices.to_numpy().astype(np.int64)
+    empty_entries = np.flatnonzero(stripped == "")
+    if len(empty_entries):
+        empty = np.isin(raw_codes, empty_entries)
         parents = pc.list_parent_indices(split).to_numpy()
         bad_rows = np.unique(parents[empty])
         row = int(bad_rows[0])
         text = paths[row].as_py()
         expected = "a non-empty path" if not text.strip() else f"non-empty channel names between {sep!r}"
         raise _row_error(what, row, path_col, expected, text, len(bad_rows))
-    encoded = pc.dictionary_encode(names)
-    dictionary = np.asarray(encoded.dictionary.to_pylist(), dtype=object)
-    channels, codes = _sorted_codes(encoded.indices.to_numpy().astype(np.int64), dictionary)
+    merged, channels = pd.factorize(stripped, sort=True)  # "email" and " email " are one channel
+    codes = merged.astype(np.int64)[raw_codes]
+    channels = np.asarray(channels, dtype=object)
     split_offsets = split.offsets.to_numpy().astype(np.int64)
     offsets = split_offsets - split_offsets[0]
 

@@ -38,32 +38,25 @@ IS_ONLINE[[CH[c] for c in P.ONLINE_CHANNELS]] = True
 class Choice:
     """One categorical distribution per group, sampled for many rows at once.
 
-    ``sample(u, group)`` maps uniform numbers ``u`` in [0, 1) to options of each row's group by inverse
-    CDF; a missing option is coded -1 (a null). The CDFs of all groups are laid end to end, group ``g``'s
-    shifted to [g, g + 1], so one ``searchsorted`` serves every row.
+    ``sample(u, group)`` maps uniform numbers ``u`` in [0, 1) to options of each row's group; a missing
+    option is coded -1 (a null). Each group's distribution is a table of ``RESOLUTION`` slots, each option
+    filling a share of the slots equal to its probability (rounded to a multiple of 1 / RESOLUTION), so
+    that sampling is one array lookup per row.
     """
 
+    RESOLUTION = 4096
+
     def __init__(self, tables: Sequence[Mapping[int, float]]) -> None:
-        options: list[int] = []
-        cdfs: list[np.ndarray] = []
-        starts: list[int] = []
+        slots = np.empty((len(tables), self.RESOLUTION), dtype=np.int16)
         for g, table in enumerate(tables):
             probs = np.array(list(table.values()), dtype=np.float64)
-            cdf = np.cumsum(probs / probs.sum())
-            cdf[-1] = 1.0
-            starts.append(len(options))
-            options.extend(table.keys())
-            cdfs.append(g + cdf)
-        self.options = np.array(options, dtype=np.int16)
-        self.flat_cdf = np.concatenate(cdfs)
-        self.starts = np.array(starts, dtype=np.int64)
+            ends = np.rint(np.cumsum(probs / probs.sum()) * self.RESOLUTION).astype(np.int64)
+            slots[g] = np.repeat(np.array(list(table.keys()), dtype=np.int16), np.diff(ends, prepend=0))
+        self.slots = slots.ravel()
 
     def sample(self, u: np.ndarray, group: np.ndarray | int) -> np.ndarray:
-        position = np.searchsorted(self.flat_cdf, u + group, side="right")
-        # guard the end of a group against rounding in u + group
-        ends = np.append(self.starts[1:], self.options.size) - 1
-        position = np.minimum(position, ends[group])
-        return self.options[position]
+        slot = (u * self.RESOLUTION).astype(np.int64)
+        return self.slots[slot + np.asarray(group, dtype=np.int64) * self.RESOLUTION]
 
 
 def _codes(table: Mapping[str | None, float], codes: Mapping[str, int]) -> dict[int, float]:
@@ -77,7 +70,9 @@ CONTENT_OF = Choice([_codes(P.TOUCHPOINT_CONTENT.get(t, {None: 1.0}), CT) for t 
 # --- per buyer persona (codes 0..2 follow personas.BUYER_PERSONAS)
 BUYERS = P.BUYER_PERSONAS
 assert [PERSONA[p.name] for p in BUYERS] == [0, 1, 2]
-PHASE_MIX = Choice([_codes(getattr(p, phase), TP) for p in BUYERS for phase in ("awareness", "consideration", "decision")])
+PHASE_MIX = Choice(
+    [_codes(getattr(p, phase), TP) for p in BUYERS for phase in ("awareness", "consideration", "decision")]
+)
 ACQUISITION = Choice([_codes(p.acquisition, TP) for p in BUYERS])
 PURCHASE_CHANNEL = Choice([_codes(p.purchase_channels, CH) for p in BUYERS])
 ONLINE_PURCHASE_CHANNEL = Choice([_codes(P.TOUCHPOINT_CHANNELS["checkout"], CH)])
@@ -136,13 +131,17 @@ for _name, (_scale, _mean, _sd) in P.SURVEYS.items():
     SURVEY_SCALE[TP[_name]] = SCALES.index(_scale)
     SURVEY_MEAN[TP[_name]] = _mean
     SURVEY_SD[TP[_name]] = _sd
-SURVEYED_BEFORE_PURCHASE = np.array([TP[t] for t in ("store_visit", "sales_call", "webinar_attend", "demo_request")])
+SURVEYED_BEFORE_PURCHASE = np.array(
+    [TP[t] for t in ("store_visit", "sales_call", "webinar_attend", "demo_request")]
+)
 NPS = SCALES.index("nps")
 
 # --- content items: content_id strings, one block per content type
 ITEM_COUNT = np.array([P.CONTENT_ITEMS[c] for c in P.CONTENT_TYPES], dtype=np.int64)
 ITEM_OFFSET = np.concatenate([[0], np.cumsum(ITEM_COUNT)[:-1]])
-ITEM_NAMES = pa.array([f"{c}-{k + 1:03d}" for c in P.CONTENT_TYPES for k in range(P.CONTENT_ITEMS[c])], pa.string())
+ITEM_NAMES = pa.array(
+    [f"{c}-{k + 1:03d}" for c in P.CONTENT_TYPES for k in range(P.CONTENT_ITEMS[c])], pa.string()
+)
 
 # --- properties: every JSON object the generator writes, as one table of strings with named blocks
 _props: list[str] = []
@@ -171,6 +170,9 @@ RETURN_OFFSET = _block([{"reason": r} for r in P.RETURN_REASONS])
 PRODUCTS_PER_PERSONA = 20
 _prefix = {"low_involvement": "L", "mid_involvement": "M", "high_involvement": "H"}
 PRODUCT_OFFSET = np.array(
-    [_block([{"product": f"{_prefix[p.name]}{k + 1:03d}"} for k in range(PRODUCTS_PER_PERSONA)]) for p in BUYERS]
+    [
+        _block([{"product": f"{_prefix[p.name]}{k + 1:03d}"} for k in range(PRODUCTS_PER_PERSONA)])
+        for p in BUYERS
+    ]
 )
 PROPERTIES = pa.array(_props, pa.string())

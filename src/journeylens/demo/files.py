@@ -17,13 +17,22 @@ from journeylens.errors import UnusableInputError
 
 __all__ = ["FORMATS", "GeneratedFiles", "write_demo"]
 
+_UNIQUE_COLUMNS = frozenset({"event_id", "person_id", "anonymous_id", "timestamp", "revenue"})
+
 #: file extension -> format
-FORMATS: dict[str, str] = {".parquet": "parquet", ".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+FORMATS: dict[str, str] = {
+    ".parquet": "parquet",
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+}
 
 
 @dataclass(frozen=True)
 class GeneratedFiles:
-    """What ``write_demo`` wrote."""
+    """What ``write_demo`` wrote. ``n_persons`` counts the persons file's rows: the simulated persons less
+    the anonymous visitors who never identified themselves."""
 
     touchpoints: Path
     persons: Path
@@ -50,18 +59,21 @@ def write_demo(
     ext = out.suffix.lower()
     if ext not in FORMATS:
         known = ", ".join(FORMATS)
+        got = ext or "no extension"
         raise UnusableInputError(
-            f"unknown_format: cannot write demo data to '{out}': the extension must be one of {known}, got '{ext or '(none)'}'",
+            f"unknown_format: cannot write demo data to '{out}': "
+            f"the extension must be one of {known}, got '{got}'",
             code="unknown_format",
         )
     persons_path = out.with_name(f"{out.stem}.persons{out.suffix}")
     fmt = FORMATS[ext]
     chunk = int(kw.get("chunk_persons", 50_000))
+    chunks = generate(persons, seed=seed, **kw)  # checks the arguments before a file is opened
     n_touchpoints = n_persons = done = 0
     with ExitStack() as stack:
         touchpoint_writer = stack.enter_context(_writer(fmt, out, TOUCHPOINTS_SCHEMA))
         person_writer = stack.enter_context(_writer(fmt, persons_path, PERSONS_SCHEMA))
-        for touchpoints, people in generate(persons, seed=seed, **kw):
+        for touchpoints, people in chunks:
             touchpoint_writer.write_table(touchpoints)
             person_writer.write_table(people)
             n_touchpoints += touchpoints.num_rows
@@ -69,7 +81,9 @@ def write_demo(
             done = min(done + chunk, persons)
             if progress is not None:
                 progress(done, persons)
-    return GeneratedFiles(touchpoints=out, persons=persons_path, n_touchpoints=n_touchpoints, n_persons=n_persons)
+    return GeneratedFiles(
+        touchpoints=out, persons=persons_path, n_touchpoints=n_touchpoints, n_persons=n_persons
+    )
 
 
 class _TableWriter(Protocol):
@@ -84,7 +98,9 @@ class _TableWriter(Protocol):
 
 def _writer(fmt: str, path: Path, schema: pa.Schema) -> _TableWriter:
     if fmt == "parquet":
-        return pq.ParquetWriter(path, schema)
+        # dictionary encoding only where values repeat: ids and timestamps would only waste the attempt
+        repeated = [name for name in schema.names if name not in _UNIQUE_COLUMNS]
+        return pq.ParquetWriter(path, schema, use_dictionary=repeated)
     if fmt in ("csv", "tsv"):
         options = pacsv.WriteOptions(delimiter="\t" if fmt == "tsv" else ",")
         return pacsv.CSVWriter(path, schema, write_options=options)
@@ -101,7 +117,9 @@ class _JsonLinesWriter:
         if table.num_rows == 0:
             return
         frame = table.to_pandas()
-        text = frame.to_json(orient="records", lines=True, date_format="iso", date_unit="us", force_ascii=False)
+        text = frame.to_json(
+            orient="records", lines=True, date_format="iso", date_unit="us", force_ascii=False
+        )
         self._file.write(text if text.endswith("\n") else text + "\n")
 
     def close(self) -> None:

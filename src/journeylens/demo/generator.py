@@ -17,7 +17,11 @@ and the chunk's position. The parameters (and what each step means) are in ``per
 
 from __future__ import annotations
 
+import itertools
+import os
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 
@@ -32,7 +36,9 @@ from journeylens.schema import TIMESTAMP_TYPE, TOUCHPOINT_FIELDS
 __all__ = ["PERSONS_SCHEMA", "TOUCHPOINTS_SCHEMA", "generate"]
 
 #: the touchpoints table the generator writes: exactly the contract's columns
-TOUCHPOINTS_SCHEMA = pa.schema([pa.field(f.name, f.type, nullable=(f.name != "event_id")) for f in TOUCHPOINT_FIELDS])
+TOUCHPOINTS_SCHEMA = pa.schema(
+    [pa.field(f.name, f.type, nullable=(f.name != "event_id")) for f in TOUCHPOINT_FIELDS]
+)
 #: the persons table: id, persona and attributes
 PERSONS_SCHEMA = pa.schema(
     [pa.field("person_id", pa.string(), nullable=False)]
@@ -47,6 +53,7 @@ HOUR = 3600 * SECOND
 DAY = 24 * HOUR
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _NO_TIME = -1
+_WORKERS = 2  # simulation threads (at most the number of CPUs)
 _ANONYMOUS_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)  # scrambles anonymous ids (a bijection mod 2^48)
 _ANONYMOUS_MASK = np.uint64(2**48 - 1)
 
@@ -67,7 +74,8 @@ def generate(
     Deterministic per seed: the same ``persons``, ``seed``, ``start``, ``days`` and ``chunk_persons`` give
     identical tables (another chunk size gives other, equally valid data). Timestamps lie within
     ``[start, start + days)`` (a naive ``start`` is taken as UTC). Persons who browse anonymously and never
-    log in have touchpoints with an ``anonymous_id`` only and no row in the persons table.
+    log in have touchpoints with an ``anonymous_id`` only and no row in the persons table. Chunks are
+    simulated ahead in up to two worker threads, so at most three chunks are held in memory.
     """
     if persons < 0:
         raise ValueError(f"persons must be >= 0, got {persons}")
@@ -78,20 +86,58 @@ def generate(
     if start.tzinfo is None:
         start = start.replace(tzinfo=UTC)
     start_us = (start - _EPOCH) // timedelta(microseconds=1)
-    events_done = 0
-    for chunk, first in enumerate(range(0, persons, chunk_persons)):
-        n = min(chunk_persons, persons - first)
-        rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(chunk,))))
-        sim = _Chunk(rng=rng, n=n, first_person=first, start=start_us, window=days * DAY)
-        rows = sim.simulate()
-        touchpoints = _touchpoints_table(rows, sim, seed, events_done)
-        events_done += touchpoints.num_rows
-        yield touchpoints, _persons_table(rows, sim, seed)
+    specs = [
+        _ChunkSpec(seed, chunk, first, min(chunk_persons, persons - first), start_us, days * DAY)
+        for chunk, first in enumerate(range(0, persons, chunk_persons))
+    ]
+    return _chunks(specs, seed)
 
 
-# --------------------------------------------------------------------------------------------------------------
+def _chunks(specs: list[_ChunkSpec], seed: int) -> Iterator[tuple[pa.Table, pa.Table]]:
+    # chunks are independent: simulate the next ones in worker threads (numpy and Arrow release the GIL)
+    # while the caller handles this one; only the event ids, numbered across chunks, are given in order
+    workers = min(_WORKERS, os.cpu_count() or 1)
+    todo = iter(specs)
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="journeylens-demo")
+    pending: deque[Future[tuple[pa.Table, pa.Table]]] = deque()
+    try:
+        for spec in itertools.islice(todo, workers):
+            pending.append(pool.submit(_simulate_chunk, spec))
+        events_done = 0
+        while pending:
+            touchpoints, people = pending.popleft().result()
+            for spec in itertools.islice(todo, 1):
+                pending.append(pool.submit(_simulate_chunk, spec))
+            n = touchpoints.num_rows
+            event_ids = _ids(f"e{seed}-", np.arange(events_done, events_done + n, dtype=np.int64))
+            events_done += n
+            yield touchpoints.add_column(0, TOUCHPOINTS_SCHEMA.field("event_id"), event_ids), people
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+@dataclass(frozen=True)
+class _ChunkSpec:
+    seed: int
+    chunk: int
+    first_person: int
+    n: int
+    start: int
+    window: int
+
+
+def _simulate_chunk(spec: _ChunkSpec) -> tuple[pa.Table, pa.Table]:
+    """One chunk's touchpoints (without event ids) and persons."""
+    seed_sequence = np.random.SeedSequence(spec.seed, spawn_key=(spec.chunk,))
+    rng = np.random.Generator(np.random.PCG64(seed_sequence))
+    sim = _Chunk(rng=rng, n=spec.n, first_person=spec.first_person, start=spec.start, window=spec.window)
+    rows = sim.simulate()
+    return _touchpoints_table(rows, sim, spec.seed), _persons_table(sim, spec.seed)
+
+
+# ------------------------------------------------------------------------------------------------------------
 # Rows
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -130,6 +176,9 @@ class _Chunk:
     start: int
     window: int
     persona: np.ndarray = field(init=False)
+    segment: np.ndarray = field(init=False)
+    country: np.ndarray = field(init=False)
+    age_band: np.ndarray = field(init=False)
     devices: np.ndarray = field(init=False)  # anonymous devices (0: browses identified only)
     buyer: np.ndarray = field(init=False)
     nps: np.ndarray = field(init=False)  # the buyer's likelihood to recommend (latent, -1: not a buyer)
@@ -150,10 +199,10 @@ class _Chunk:
         parts.append(self._newsletters(purchases, signup))
         parts.append(self._prospect_questions(last))
         rows = _Rows.concat(parts)
-        rows = rows.take(np.flatnonzero(rows.t < self.end))
-        return rows.take(np.argsort(rows.t, kind="stable"))
+        inside = np.flatnonzero(rows.t < self.end)
+        return rows.take(inside[np.argsort(rows.t[inside])])  # ties (rare) in a fixed, seeded order
 
-    # --- helpers ----------------------------------------------------------------------------------------------
+    # --- helpers --------------------------------------------------------------------------------------------
 
     def _rows(
         self,
@@ -181,7 +230,10 @@ class _Chunk:
             ch = T.CHANNEL_OF.sample(rng.random(m), tp)
         if ct is None:
             ct = T.CONTENT_OF.sample(rng.random(m), tp)
-        item = np.where(ct >= 0, T.ITEM_OFFSET[ct] + (T.ITEM_COUNT[ct] * rng.random(m) ** 2).astype(np.int64), -1)
+        item = np.where(
+            ct >= 0, T.ITEM_OFFSET[ct] + (T.ITEM_COUNT[ct] * rng.random(m) ** 2).astype(np.int32), -1
+        )
+        item = item.astype(np.int32)
         if props is None:
             props = np.full(m, -1, dtype=np.int64)
         props = self._campaigns(tp, ch, props)
@@ -199,7 +251,7 @@ class _Chunk:
         if device is None:
             device = self._device(owner, ch)
         return _Rows(
-            owner=owner.astype(np.int64),
+            owner=owner.astype(np.int32),
             t=t.astype(np.int64),
             tp=tp,
             ch=ch.astype(np.int16),
@@ -208,7 +260,7 @@ class _Chunk:
             revenue=np.full(m, np.nan) if revenue is None else revenue,
             sat=np.full(m, np.nan) if sat is None else sat,
             scale=scale,
-            props=props,
+            props=props.astype(np.int32),
             device=device.astype(np.int8),
             known=np.ones(m, dtype=bool) if known is None else known,
             job=np.full(m, job),
@@ -255,18 +307,21 @@ class _Chunk:
         days = self.rng.integers(int(lo), int(hi) + 1, t.size)
         return (t // DAY + days) * DAY
 
-    # --- 1. persons ---------------------------------------------------------------------------------------------
+    # --- 1. persons -----------------------------------------------------------------------------------------
 
     def _persons(self) -> None:
         rng, n = self.rng, self.n
         self.persona = np.searchsorted(np.cumsum(T.SHARE)[:-1], rng.random(n), side="right").astype(np.int64)
+        self.segment = (rng.random(n) < T.B2B[self.persona]).astype(np.int64)
+        self.country = T.COUNTRY.sample(rng.random(n), 0).astype(np.int64)
+        self.age_band = T.AGE_BAND.sample(rng.random(n), self.persona).astype(np.int64)
         self.devices = np.zeros(n, dtype=np.int64)
         self.buyer = np.zeros(n, dtype=bool)
         self.nps = np.full(n, -1, dtype=np.int64)
         self.acquisition_channel = np.full(n, -1, dtype=np.int64)
         self.first_known = np.full(n, _NO_TIME, dtype=np.int64)
 
-    # --- 2a. acquisition journeys -------------------------------------------------------------------------------
+    # --- 2a. acquisition journeys ---------------------------------------------------------------------------
 
     def _acquisition(self) -> tuple[_Rows, _Purchases, np.ndarray, np.ndarray]:
         """Every prospect's touchpoints up to the buy decision, and the first purchase of the buyers.
@@ -296,7 +351,9 @@ class _Chunk:
         buy = (contacts == 0) | (rng.random(m) * (1.0 + np.exp(-logit)) < 1.0)
 
         # anonymous browsing on one or two devices, each linked by its own login row
-        devices = np.where(rng.random(m) < T.ANONYMOUS_P[persona], 1 + (rng.random(m) < P.TWO_DEVICE_PROBABILITY), 0)
+        devices = np.where(
+            rng.random(m) < T.ANONYMOUS_P[persona], 1 + (rng.random(m) < P.TWO_DEVICE_PROBABILITY), 0
+        )
         devices = np.minimum(devices, np.maximum(contacts - 1, 0))
         budget = contacts - (contacts >= 1) - devices - seen.sum(axis=1)
         # online buyers end with add_to_cart and checkout, after at least one other touchpoint of the journey
@@ -310,7 +367,9 @@ class _Chunk:
         kind_parts: list[np.ndarray] = []
         ct_parts: list[np.ndarray] = []
 
-        def add(owner: np.ndarray, key: np.ndarray | float, tp: np.ndarray | int, kind: int, ct: int = -2) -> None:
+        def add(
+            owner: np.ndarray, key: np.ndarray | float, tp: np.ndarray | int, kind: int, ct: int = -2
+        ) -> None:
             owner_parts.append(owner)
             key_parts.append(np.broadcast_to(np.asarray(key, dtype=np.float64), owner.shape))
             tp_parts.append(np.broadcast_to(np.asarray(tp, dtype=np.int16), owner.shape))
@@ -318,7 +377,9 @@ class _Chunk:
             ct_parts.append(np.full(owner.size, ct, dtype=np.int16))
 
         o = np.flatnonzero(contacts >= 1)
-        first_tp = np.where(referred[o], T.TP["site_visit"], T.ACQUISITION.sample(rng.random(o.size), persona[o]))
+        first_tp = np.where(
+            referred[o], T.TP["site_visit"], T.ACQUISITION.sample(rng.random(o.size), persona[o])
+        )
         add(o, 0.0, first_tp, _FIRST)
         login_key = np.full((m, 3), np.inf)  # per person and device (column 0 unused)
         o = np.flatnonzero(devices >= 1)
@@ -374,9 +435,10 @@ class _Chunk:
         ch = np.where((kind == _LOGIN1) & (devices[owner] == 2), T.CH["website"], ch)
         ch = np.where(kind == _LOGIN2, T.CH["app"], ch)
         is_purchase = kind == _PURCHASE
-        online_purchase = T.ONLINE_PURCHASE_CHANNEL.sample(rng.random(r), 0)
-        persona_purchase = T.PURCHASE_CHANNEL.sample(rng.random(r), row_persona)
-        ch = np.where(is_purchase, np.where(tail[owner] >= 1, online_purchase, persona_purchase), ch)
+        b = np.flatnonzero(is_purchase)
+        online_purchase = T.ONLINE_PURCHASE_CHANNEL.sample(rng.random(b.size), 0)
+        persona_purchase = T.PURCHASE_CHANNEL.sample(rng.random(b.size), row_persona[b])
+        ch[b] = np.where(tail[owner[b]] >= 1, online_purchase, persona_purchase)
         ct = np.where(ct_override >= -1, ct_override, T.CONTENT_OF.sample(rng.random(r), tp))
 
         # time: sessions of a few minutes on separate days; surveys an hour or two after what they are about
@@ -384,8 +446,8 @@ class _Chunk:
             (rng.random(r) < T.SAME_SESSION_P[row_persona])
             | (kind == _TAIL)
             | (is_purchase & (tail[owner] >= 1))
-            | survey
         )
+        same = (same & ~_enters_or_leaves_store(ch, first_row)) | survey
         day_gap = np.exp(T.GAP_LOG_MEDIAN[row_persona] + T.GAP_SIGMA[row_persona] * rng.standard_normal(r))
         day_gap = np.clip(np.rint(day_gap), 1, 29).astype(np.int64)
         within = np.where(
@@ -397,7 +459,11 @@ class _Chunk:
         t = self._place(rel, first_row, last_row)
 
         # identity: online rows of anonymous browsers carry only the device's anonymous_id until its login
-        device = np.where(T.IS_ONLINE[ch] & (devices[owner] > 0), np.where((devices[owner] == 2) & (ch == T.CH["app"]), 2, 1), 0)
+        device = np.where(
+            T.IS_ONLINE[ch] & (devices[owner] > 0),
+            np.where((devices[owner] == 2) & (ch == T.CH["app"]), 2, 1),
+            0,
+        )
         device = np.where(kind == _LOGIN1, 1, np.where(kind == _LOGIN2, 2, device))
         anonymous = (device > 0) & (key < login_key[owner, device])
         # some anonymous non-buyers never log in: all their rows stay anonymous (if they are all online)
@@ -454,7 +520,7 @@ class _Chunk:
         segment = np.cumsum(first_row) - 1
         return self.start + day[segment] * DAY + (rel * scale[segment]).astype(np.int64)
 
-    # --- 2b. job candidates -------------------------------------------------------------------------------------
+    # --- 2b. job candidates ---------------------------------------------------------------------------------
 
     def _job_candidates(self) -> _Rows:
         """Employer branding: views of vacancies and employer stories, then an application, interviews, a
@@ -465,7 +531,9 @@ class _Chunk:
         views = 1 + rng.poisson(job.views_mean, m)
         applied = rng.random(m) < job.apply_probability
         interviews = np.where(
-            applied & (rng.random(m) < job.interview_probability), 1 + (rng.random(m) < job.second_interview_probability), 0
+            applied & (rng.random(m) < job.interview_probability),
+            1 + (rng.random(m) < job.second_interview_probability),
+            0,
         )
         surveyed = (interviews > 0) & (rng.random(m) < job.survey_probability)
         hired = (interviews > 0) & (rng.random(m) < job.hire_probability)
@@ -476,7 +544,9 @@ class _Chunk:
         first_row = step == 0
         last_row = np.r_[first_row[1:], True]
 
-        browse = T.Choice([{T.TP["vacancy_view"]: 0.55, T.TP["employer_story_view"]: 0.25, T.TP["site_visit"]: 0.2}])
+        browse = T.Choice(
+            [{T.TP["vacancy_view"]: 0.55, T.TP["employer_story_view"]: 0.25, T.TP["site_visit"]: 0.2}]
+        )
         opener = np.where(rng.random(r) < 0.45, T.TP["employer_story_view"], T.TP["vacancy_view"])
         tp = np.where(first_row, opener, browse.sample(rng.random(r), 0))
         after = step - views[owner]  # 0: application, 1..k: interviews, then survey, then hire
@@ -487,14 +557,17 @@ class _Chunk:
         tp = np.where((after == k + 1 + surveyed[owner]) & hired[owner], T.TP["hired"], tp).astype(np.int16)
         about = np.where(tp == T.TP["survey_response"], T.TP["interview"], -1)
 
-        same = (tp == T.TP["survey_response"]) | ((tp == T.TP["application_submitted"]) & (rng.random(r) < 0.5))
+        same = (tp == T.TP["survey_response"]) | (
+            (tp == T.TP["application_submitted"]) & (rng.random(r) < 0.5)
+        )
         gap = np.exp(np.log(job.gap_median_days) + 0.8 * rng.standard_normal(r))
         gap = np.where(tp == T.TP["interview"], rng.integers(5, 21, r), gap)
         gap = np.where(tp == T.TP["hired"], rng.integers(3, 15, r), gap)
         day_gap = np.clip(np.rint(gap), 1, 29).astype(np.int64)
-        within = np.where(
-            tp == T.TP["survey_response"], rng.integers(3600, 3 * 3600, r), rng.integers(60, 900, r)
-        ) * SECOND
+        within = (
+            np.where(tp == T.TP["survey_response"], rng.integers(3600, 3 * 3600, r), rng.integers(60, 900, r))
+            * SECOND
+        )
         t = self._place(_timeline(first_row, ~same, day_gap, within, self._daytime(r)), first_row, last_row)
 
         rows = self._rows(people[owner], t, tp, about=about, job=True)
@@ -505,11 +578,11 @@ class _Chunk:
         self.first_known[people[owner[first_row]]] = t[first_row]
         return rows
 
-    # --- 3. after a purchase ------------------------------------------------------------------------------------
+    # --- 3. after a purchase --------------------------------------------------------------------------------
 
     def _repeat_journeys(self, first: _Purchases) -> tuple[_Rows, _Purchases]:
-        """The loyalty loop: later purchase journeys of buyers, short (they skip most evaluation), each starting
-        more than ``repeat_gap_days[0]`` days after the previous one; some end without a purchase."""
+        """The loyalty loop: later purchase journeys of buyers, short (they skip most evaluation), each
+        starting more than ``repeat_gap_days[0]`` days after the previous one; some end without a purchase."""
         rng = self.rng
         persona = self.persona[first.owner]
         promoter = self.nps[first.owner] >= 9
@@ -531,14 +604,16 @@ class _Chunk:
         is_purchase = bought[seg] & (step == count[seg] - 1)
         row_persona = jp[seg]
         tp = np.where(is_purchase, T.TP["purchase"], T.REPEAT.sample(rng.random(r), row_persona))
-        same = ~first_row & (rng.random(r) < np.where(is_purchase, 0.6, T.SAME_SESSION_P[row_persona]))
+        ch = T.CHANNEL_OF.sample(rng.random(r), tp)
+        ch[is_purchase] = T.PURCHASE_CHANNEL.sample(
+            rng.random(int(is_purchase.sum())), row_persona[is_purchase]
+        )
+        same = rng.random(r) < np.where(is_purchase, 0.6, T.SAME_SESSION_P[row_persona])
+        same &= ~first_row & ~_enters_or_leaves_store(ch, first_row)
         day_gap = rng.integers(1, 5, r)
         within = np.minimum(20 * SECOND + rng.exponential(150 * SECOND, r).astype(np.int64), 15 * 60 * SECOND)
         rel = _timeline(first_row, ~same, day_gap, within, self._daytime(r))
         t = (begin[seg] // DAY) * DAY + rel
-        ch = np.where(
-            is_purchase, T.PURCHASE_CHANNEL.sample(rng.random(r), row_persona), T.CHANNEL_OF.sample(rng.random(r), tp)
-        )
         revenue = np.where(is_purchase, self._price(row_persona), np.nan)
         props = np.where(is_purchase, self._product(row_persona), -1)
         owner = first.owner[j][seg]
@@ -570,20 +645,30 @@ class _Chunk:
         anchor = np.where(delivered, delivery_t, t)
         d = np.flatnonzero(delivered)
         parts.append(self._rows(owner[d], delivery_t[d], np.full(d.size, tp_["delivery"])))
-        # order tracking: a visit to the website or app between the purchase and the delivery
-        d = np.flatnonzero(delivered & (rng.random(m) < P.ORDER_TRACKING_PROBABILITY))
-        when = t[d] + ((delivery_t[d] - t[d]) * rng.uniform(0.2, 0.9, d.size)).astype(np.int64)
+        # order tracking: a visit to the website or app on a day between the purchase and the delivery
+        waiting = delivery_day // DAY - t // DAY - 1  # whole days in between
+        d = np.flatnonzero(delivered & (waiting >= 1) & (rng.random(m) < P.ORDER_TRACKING_PROBABILITY))
+        day = t[d] // DAY + 1 + (waiting[d] * rng.random(d.size)).astype(np.int64)
+        when = day * DAY + self._daytime(d.size)
         parts.append(self._rows(owner[d], when, np.full(d.size, tp_["site_visit"])))
         d = np.flatnonzero(delivered & (rng.random(m) < P.DELIVERY_SURVEY_PROBABILITY))
-        parts.append(self._survey(owner[d], delivery_t[d] + rng.integers(HOUR, 30 * HOUR, d.size), tp_["delivery"]))
+        parts.append(
+            self._survey(owner[d], delivery_t[d] + rng.integers(HOUR, 30 * HOUR, d.size), tp_["delivery"])
+        )
 
         # NPS: the buyer's own likelihood to recommend, a point up or down after a repeat purchase
         s = np.flatnonzero(rng.random(m) < T.SURVEY_P[persona])
         answer = nps[s] + np.where(bought.first[keep][s], 0, rng.integers(-1, 2, s.size))
         when = self._day_after(t[s], 7, 21) + self._daytime(s.size)
-        parts.append(self._survey(owner[s], when, tp_["purchase"], sat=np.clip(answer, 0, 10).astype(np.float64)))
+        parts.append(
+            self._survey(owner[s], when, tp_["purchase"], sat=np.clip(answer, 0, 10).astype(np.float64))
+        )
 
-        manuals = np.where(rng.random(m) < T.MANUAL_P[persona], 1 + rng.poisson(np.where(persona == 2, 1.0, 0.2)), 0)
+        manuals = np.where(
+            rng.random(m) < T.MANUAL_P[persona],
+            1 + rng.poisson(np.where(persona == T.PERSONA["high_involvement"], 1.0, 0.2)),
+            0,
+        )
         i = np.repeat(np.arange(m), manuals)
         when = self._day_after(anchor[i], 1, 30) + self._daytime(i.size)
         parts.append(self._rows(owner[i], when, np.full(i.size, tp_["manual_view"])))
@@ -604,13 +689,23 @@ class _Chunk:
 
         # advocacy: reviews (stars follow the NPS class), referrals by promoters
         promoter = nps >= 9
-        review_p = np.where(promoter, P.REVIEW_PROBABILITY["promoter"], np.where(detractor, P.REVIEW_PROBABILITY["detractor"], P.REVIEW_PROBABILITY["passive"]))
+        review_p = np.where(
+            promoter,
+            P.REVIEW_PROBABILITY["promoter"],
+            np.where(detractor, P.REVIEW_PROBABILITY["detractor"], P.REVIEW_PROBABILITY["passive"]),
+        )
         s = np.flatnonzero(rng.random(m) < review_p)
         top = np.where(promoter[s], 5, np.where(detractor[s], 2, 4))
         stars = top - (rng.random(s.size) < np.where(promoter[s], 0.3, 0.5))
         when = self._day_after(anchor[s], 5, 40) + self._daytime(s.size)
-        parts.append(self._rows(owner[s], when, np.full(s.size, tp_["review_written"]), props=T.STARS_OFFSET + stars - 1))
-        referrals = np.where(promoter & (rng.random(m) < P.PROMOTER_REFERRAL_PROBABILITY), 1 + (rng.random(m) < 0.25), 0)
+        parts.append(
+            self._rows(
+                owner[s], when, np.full(s.size, tp_["review_written"]), props=T.STARS_OFFSET + stars - 1
+            )
+        )
+        referrals = np.where(
+            promoter & (rng.random(m) < P.PROMOTER_REFERRAL_PROBABILITY), 1 + (rng.random(m) < 0.25), 0
+        )
         i = np.repeat(np.arange(m), referrals)
         when = self._day_after(t[i], 7, 120) + self._daytime(i.size)
         parts.append(self._rows(owner[i], when, np.full(i.size, tp_["referral"])))
@@ -621,7 +716,10 @@ class _Chunk:
         return self._rows(owner, t, tp, about=np.full(owner.size, about), sat=sat)
 
     def _chain(
-        self, owner: np.ndarray, day: np.ndarray, steps: list[tuple[np.ndarray, np.ndarray, tuple[int, int], bool]]
+        self,
+        owner: np.ndarray,
+        day: np.ndarray,
+        steps: list[tuple[np.ndarray, np.ndarray, tuple[int, int], bool]],
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """A short journey per owner starting at midnight ``day``: ``steps`` lists, in order, (whether the
         step happens per journey, its touchpoint codes per journey, a (low, high) gap, and whether the gap is
@@ -644,7 +742,10 @@ class _Chunk:
     def _complaints(self, owner: np.ndarray, day: np.ndarray) -> _Rows:
         rng, m = self.rng, owner.size
         yes = np.ones(m, dtype=bool)
-        follow = lambda: np.where(rng.random(m) < 0.55, T.TP["support_call"], T.TP["support_chat"])  # noqa: E731
+
+        def follow() -> np.ndarray:
+            return np.where(rng.random(m) < 0.55, T.TP["support_call"], T.TP["support_chat"])
+
         o, t, tp, j = self._chain(
             owner,
             day,
@@ -668,7 +769,8 @@ class _Chunk:
         has1 = rng.random(m) < 0.6
         has2 = has1 & (rng.random(m) < 0.3)
         last = np.where(has2, second_help, np.where(has1, first_help, T.TP["service_request"]))
-        last = np.where(last == T.TP["manual_view"], T.TP["service_request"], last)  # self-service: the request
+        # after self-service (a manual) the survey is about the request
+        last = np.where(last == T.TP["manual_view"], T.TP["service_request"], last)
         o, t, tp, j = self._chain(
             owner,
             day,
@@ -723,7 +825,9 @@ class _Chunk:
         opted in, and prospects who signed up) open some of the issues sent after they subscribed."""
         rng = self.rng
         opted_in = rng.random(first.owner.size) < T.NEWSLETTER_P[self.persona[first.owner]]
-        prospects = np.flatnonzero((signup != _NO_TIME) & (rng.random(self.n) < P.PROSPECT_NEWSLETTER_PROBABILITY))
+        prospects = np.flatnonzero(
+            (signup != _NO_TIME) & (rng.random(self.n) < P.PROSPECT_NEWSLETTER_PROBABILITY)
+        )
         subscriber = np.concatenate([first.owner[opted_in], prospects])
         since = np.concatenate([first.t[opted_in], signup[prospects]])
         issue_every = P.NEWSLETTER_EVERY_DAYS * DAY
@@ -746,9 +850,9 @@ class _Chunk:
         return self._service_journeys(o, self._day_after(last[o], 1, 30))
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Purchases and array helpers
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -761,7 +865,9 @@ class _Purchases:
 
 
 def _concat_purchases(a: _Purchases, b: _Purchases) -> _Purchases:
-    return _Purchases(**{f.name: np.concatenate([getattr(a, f.name), getattr(b, f.name)]) for f in fields(_Purchases)})
+    return _Purchases(
+        **{f.name: np.concatenate([getattr(a, f.name), getattr(b, f.name)]) for f in fields(_Purchases)}
+    )
 
 
 def _ranks(counts: np.ndarray) -> np.ndarray:
@@ -778,8 +884,21 @@ def _segment_cumsum(x: np.ndarray, first_row: np.ndarray) -> np.ndarray:
     return total - total[start] + x[start]
 
 
+def _enters_or_leaves_store(ch: np.ndarray, first_row: np.ndarray) -> np.ndarray:
+    """Rows whose channel is the store while the previous row's is not, or the other way round: a store
+    visit is never minutes after (or before) a website visit."""
+    store = ch == T.CH["store"]
+    switch = np.zeros(ch.size, dtype=bool)
+    switch[1:] = store[1:] != store[:-1]
+    return switch & ~first_row
+
+
 def _timeline(
-    first_row: np.ndarray, new_session: np.ndarray, day_gap: np.ndarray, within: np.ndarray, daytime: np.ndarray
+    first_row: np.ndarray,
+    new_session: np.ndarray,
+    day_gap: np.ndarray,
+    within: np.ndarray,
+    daytime: np.ndarray,
 ) -> np.ndarray:
     """Microseconds after the first day's midnight of each row of consecutive journeys.
 
@@ -798,9 +917,9 @@ def _timeline(
     return day * DAY + daytime[session_start] + elapsed
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Arrow tables
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 
 def _ids(prefix: str, numbers: np.ndarray) -> pa.Array:
@@ -808,26 +927,30 @@ def _ids(prefix: str, numbers: np.ndarray) -> pa.Array:
 
 
 def _take(names: pa.Array, codes: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
-    mask = codes < 0 if valid is None else ~valid
-    return names.take(pa.array(np.where(mask, 0, codes), mask=mask))
+    """``names[codes]``, null where a code is -1 (or where ``valid`` is false)."""
+    null = len(names)  # the index of a null appended to the names
+    index = np.where(codes < 0, null, codes) if valid is None else np.where(valid, codes, null)
+    return pa.concat_arrays([names, pa.nulls(1, names.type)]).take(pa.array(index))
 
 
 def _person_ids(sim: _Chunk, seed: int) -> pa.Array:
     return _ids(f"p{seed}-", np.arange(sim.first_person, sim.first_person + sim.n, dtype=np.int64))
 
 
-def _touchpoints_table(rows: _Rows, sim: _Chunk, seed: int, first_event: int) -> pa.Table:
+def _touchpoints_table(rows: _Rows, sim: _Chunk, seed: int) -> pa.Table:
+    """The touchpoints in the contract's columns, but for event_id (added in order by ``generate``)."""
     m = rows.owner.size
     person_ids = _person_ids(sim, seed)
     device_number = (sim.first_person + np.arange(sim.n, dtype=np.uint64)) * np.uint64(2)
     # anonymous ids look random: a bijective scramble of (person, device), so they are unique and stable
-    scrambled = (np.concatenate([device_number, device_number + np.uint64(1)]) * _ANONYMOUS_MULTIPLIER) & _ANONYMOUS_MASK
+    scrambled = (
+        np.concatenate([device_number, device_number + np.uint64(1)]) * _ANONYMOUS_MULTIPLIER
+    ) & _ANONYMOUS_MASK
     anonymous_ids = _ids(f"a{seed}-", scrambled)
     device_index = np.where(rows.device > 0, (rows.device.astype(np.int64) - 1) * sim.n + rows.owner, -1)
     has_revenue = ~np.isnan(rows.revenue)
     has_sat = ~np.isnan(rows.sat)
     columns = {
-        "event_id": _ids(f"e{seed}-", np.arange(first_event, first_event + m, dtype=np.int64)),
         "person_id": _take(person_ids, rows.owner, rows.known),
         "anonymous_id": _take(anonymous_ids, device_index),
         "timestamp": pa.array(rows.t, TIMESTAMP_TYPE),
@@ -842,18 +965,13 @@ def _touchpoints_table(rows: _Rows, sim: _Chunk, seed: int, first_event: int) ->
         "scale": _take(T.SCALE_NAMES, rows.scale),
         "properties": _take(T.PROPERTIES, rows.props),
     }
-    return pa.Table.from_arrays(list(columns.values()), schema=TOUCHPOINTS_SCHEMA)
+    return pa.Table.from_arrays(list(columns.values()), schema=_TOUCHPOINTS_WITHOUT_ID)
 
 
-def _persons_table(rows: _Rows, sim: _Chunk, seed: int) -> pa.Table:
+def _persons_table(sim: _Chunk, seed: int) -> pa.Table:
     """Persons with at least one identified touchpoint (anonymous visitors who never log in are left out)."""
-    rng = sim.rng
-    n = sim.n
     keep = np.flatnonzero(sim.first_known != _NO_TIME)
     persona = sim.persona[keep]
-    segment = (rng.random(n)[keep] < T.B2B[persona]).astype(np.int64)
-    country = T.COUNTRY.sample(rng.random(n)[keep], 0)
-    age_band = T.AGE_BAND.sample(rng.random(n)[keep], persona)
     months = sim.first_known[keep].astype("datetime64[us]").astype("datetime64[M]").astype(np.int64)
     year, month = 1970 + months // 12, months % 12 + 1
     signup_month = pc.binary_join_element_wise(
@@ -862,14 +980,15 @@ def _persons_table(rows: _Rows, sim: _Chunk, seed: int) -> pa.Table:
     columns = [
         _person_ids(sim, seed).take(pa.array(keep)),
         _take(T.PERSONA_NAMES, persona),
-        _take(T.SEGMENT_NAMES, segment),
-        _take(T.COUNTRY_NAMES, country),
-        _take(T.AGE_BAND_NAMES, age_band),
+        _take(T.SEGMENT_NAMES, sim.segment[keep]),
+        _take(T.COUNTRY_NAMES, sim.country[keep]),
+        _take(T.AGE_BAND_NAMES, sim.age_band[keep]),
         _take(T.CHANNEL_NAMES, sim.acquisition_channel[keep]),
         signup_month,
     ]
     return pa.Table.from_arrays(columns, schema=PERSONS_SCHEMA)
 
 
+_TOUCHPOINTS_WITHOUT_ID = TOUCHPOINTS_SCHEMA.remove(TOUCHPOINTS_SCHEMA.get_field_index("event_id"))
 _JOURNEY_TYPES = pa.array([P.JOB_JOURNEY_TYPE], pa.string())
 _CURRENCIES = pa.array(["EUR"], pa.string())

@@ -9,9 +9,9 @@ How a person is simulated
 1. A persona is drawn from ``PERSONA_MIX``.
 2. *Acquisition journey* (every persona but job candidates): the person goes through ``L`` touchpoints
    (awareness -> consideration -> decision, with a few loops back), then decides. ``L`` is drawn from a
-   distribution derived from the persona's ``contacts`` (see below), and the decision is a logistic model:
+   distribution derived from the persona's contact parameters (see below); the decision is a logistic model:
 
-   ``logit P(buy | L, seen content) = intercept + per_log_contact * log(1 + L) + sum(effects of content seen)``
+   ``logit P(buy | L, content) = intercept + per_log_contact * log(1 + L) + sum(effects of content seen)``
 
    A buyer's ``L + 1`` is the *contact number of the first purchase*. Content that drives conversion
    (demos, webinars, success stories, reviews) is only shown through these effects, so ``TRUE_EFFECTS``
@@ -25,21 +25,27 @@ How a person is simulated
 Calibration of the contact number of the first purchase
 --------------------------------------------------------
 The field's rule of thumb: about 2% of first purchases happen at contact 1, about 10% at contact 4, and
-a buyer needs 5 to 8 contacts on average. Each persona's buyers follow
-``contact number = 1 + NegativeBinomial(mean=contacts.mean_before, size=contacts.size)``; the generator
-draws ``L`` with probability proportional to ``target(L) / P(buy | L)`` so that, after the buy decision,
-the buyers' distribution is exactly the target. The persona mix then gives (``calibration()`` computes it
-from the parameters below; the tests measure it on generated data):
+a buyer needs 5 to 8 contacts on average. A persona's buyers reach their first purchase at contact 1 with
+probability ``first_contact_share`` (a walk-in or impulse buy), otherwise at contact
+``2 + NegativeBinomial(mean=contacts_mean, size=contacts_size)``. The generator draws ``L`` (touchpoints
+before the decision) with probability proportional to ``target(L) / P(buy | L)``, so that after the buy
+decision the buyers' distribution is exactly the target, whatever the conversion model. With the persona
+mix below this gives (``calibration()`` computes it from the parameters; the tests measure it on
+generated data, and 20k persons gave 2.1% / 9.9% / 6.7):
 
-=================  ========  ==========  ==========  =================
-persona            share     conversion  mean pos.   share of buyers
-=================  ========  ==========  ==========  =================
-low_involvement    0.45      ~0.40       4.5         ~0.62
-mid_involvement    0.24      ~0.35       7.0         ~0.29
-high_involvement   0.18      ~0.13       14.0        ~0.08
-job_candidate      0.13      -           -           -
-all buyers                               ~6.0        at 1: ~2.3%, at 4: ~10.5%
-=================  ========  ==========  ==========  =================
+=================  =====  ==========  ===========================  ==============  ================
+persona            share  conversion  first purchase at contact    mean contacts   share of buyers
+                                      1 / 2+NB(mean, size) / mean  before deciding
+=================  =====  ==========  ===========================  ==============  ================
+low_involvement    0.45   0.31        2.5% / NB(3, 0.8) / 4.9      3.4             0.62
+mid_involvement    0.24   0.27        1.0% / NB(7, 4) / 8.9        7.2             0.29
+high_involvement   0.18   0.11        0.3% / NB(11, 3) / 13.0      9.2             0.09
+job_candidate      0.13   -           -                            -               -
+all buyers                            1.9% at 1, 10.2% at 4, mean 6.8
+=================  =====  ==========  ===========================  ==============  ================
+
+Low-involvement buyers mostly buy at their 2nd to 4th contact (an ad, then the shop); high-involvement
+ones after weeks to months of research, demos, quotes and sales calls.
 """
 
 from __future__ import annotations
@@ -51,9 +57,9 @@ from functools import cache
 
 import numpy as np
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Vocabulary (other modules write phase-model rules against these names: change them only with them)
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 CHANNELS: tuple[str, ...] = (
     "paid_search",
@@ -72,7 +78,15 @@ CHANNELS: tuple[str, ...] = (
 )
 
 #: channels whose visits are tracked with a cookie/device id: rows there carry an anonymous_id
-ONLINE_CHANNELS: tuple[str, ...] = ("paid_search", "organic_search", "social", "display", "website", "app", "referral")
+ONLINE_CHANNELS: tuple[str, ...] = (
+    "paid_search",
+    "organic_search",
+    "social",
+    "display",
+    "website",
+    "app",
+    "referral",
+)
 
 CONTENT_TYPES_BY_PHASE: dict[str, tuple[str, ...]] = {
     "awareness": ("ad", "blog_article", "social_post"),
@@ -152,7 +166,8 @@ JOB_JOURNEY_TYPE = "job_application"
 
 PERSONAS: tuple[str, ...] = ("low_involvement", "mid_involvement", "high_involvement", "job_candidate")
 
-#: the channel each touchpoint happens in, with probabilities (purchase and login are drawn per persona / device)
+#: the channel each touchpoint happens in, with probabilities (an acquisition journey's purchase and logins
+#: are drawn per persona and device instead)
 TOUCHPOINT_CHANNELS: dict[str, dict[str, float]] = {
     "ad_view": {"display": 0.5, "social": 0.4, "partner": 0.1},
     "ad_click": {"paid_search": 0.55, "social": 0.25, "display": 0.2},
@@ -245,8 +260,19 @@ SURVEYS: dict[str, tuple[str, float, float]] = {
 PRE_PURCHASE_SURVEY_PROBABILITY = 0.25
 
 #: a complaint's topic, a return's reason (properties) with probabilities
-COMPLAINT_TOPICS: dict[str, float] = {"late_delivery": 0.35, "damaged": 0.2, "billing": 0.2, "staff": 0.1, "quality": 0.15}
-RETURN_REASONS: dict[str, float] = {"wrong_size": 0.35, "not_as_described": 0.25, "damaged": 0.15, "changed_mind": 0.25}
+COMPLAINT_TOPICS: dict[str, float] = {
+    "late_delivery": 0.35,
+    "damaged": 0.2,
+    "billing": 0.2,
+    "staff": 0.1,
+    "quality": 0.15,
+}
+RETURN_REASONS: dict[str, float] = {
+    "wrong_size": 0.35,
+    "not_as_described": 0.25,
+    "damaged": 0.15,
+    "changed_mind": 0.25,
+}
 #: utm campaigns on paid touchpoints, per paid channel: (campaign names, utm_source, utm_medium)
 CAMPAIGNS: dict[str, tuple[tuple[str, ...], str, str]] = {
     "paid_search": (("brand_search", "generic_search", "spring_sale", "black_friday"), "google", "cpc"),
@@ -265,8 +291,8 @@ NEVER_IDENTIFY_PROBABILITY = 0.5
 #: time of day of a session: a midday peak and an evening peak (hours, UTC), kept within 07:00-22:30
 DAYTIME_PEAKS: tuple[tuple[float, float, float], ...] = ((0.6, 13.0, 2.5), (0.4, 20.0, 1.5))
 
-#: content whose effect on conversion TRUE_EFFECTS documents: flag -> (touchpoint, content type, the smallest L at
-#: which it can be shown, and where in the journey, as a fraction of it)
+#: content whose effect on conversion TRUE_EFFECTS documents: flag -> (touchpoint, content type, the smallest
+#: L at which it can be shown, and where in the journey it is shown, as a fraction of it)
 FLAGS: dict[str, tuple[str, str, int, tuple[float, float]]] = {
     "review": ("review_read", "review", 4, (0.25, 0.7)),
     "success_story": ("video_view", "success_story", 5, (0.55, 0.95)),
@@ -308,7 +334,7 @@ class Persona:
     gap_sigma: float
     # --- the purchase
     price: tuple[float, float]  # euros, log-uniform
-    price_step: float  # prices end on step - 0.05 (e.g. 24.95) or are rounded to the step
+    price_step: float  # 1: prices end on .95 (24.95); more: prices are rounded to it (350, 12_300)
     delivery_days: tuple[float, float]  # delivery after an online/remote purchase
     nps_mean: float  # likelihood to recommend, 0..10 (standard deviation 2)
     # --- after the purchase (per purchase)
@@ -319,10 +345,10 @@ class Persona:
     repair_probability: float
     return_probability: float
     # --- loyalty
-    newsletter_probability: float  # customer opens newsletters
+    newsletter_probability: float  # a customer subscribes (and opens NEWSLETTER_OPEN_RATE of the issues)
     repeat_mean: float  # expected number of later purchase journeys (x PROMOTER_REPEAT_RATIO for promoters)
     repeat_gap_days: tuple[float, float]  # minimum and mean extra days between purchase journeys
-    repeat_steps_mean: float  # touchpoints before a repeat purchase
+    repeat_steps_mean: float  # touchpoints before a repeat purchase (1 + Poisson(mean - 1))
     repeat: Mapping[str, float] = field(default_factory=dict)  # touchpoints in a repeat journey
 
 
@@ -351,7 +377,14 @@ LOW = Persona(
     referred_probability=0.06,
     referred_effect=0.8,
     phase_bounds=(0.35, 0.6),
-    acquisition={"ad_view": 0.2, "ad_click": 0.25, "social_post_view": 0.2, "search_click": 0.15, "site_visit": 0.1, "store_visit": 0.1},
+    acquisition={
+        "ad_view": 0.2,
+        "ad_click": 0.25,
+        "social_post_view": 0.2,
+        "search_click": 0.15,
+        "site_visit": 0.1,
+        "store_visit": 0.1,
+    },
     awareness={"ad_view": 3, "ad_click": 3, "social_post_view": 3, "article_read": 1, "search_click": 3},
     consideration={"site_visit": 6, "tutorial_view": 1, "comparison_view": 2, "newsletter_signup": 1},
     decision={"video_view": 1, "product_view": 6, "store_visit": 1},
@@ -375,7 +408,14 @@ LOW = Persona(
     repeat_mean=0.7,
     repeat_gap_days=(35.0, 60.0),
     repeat_steps_mean=1.5,
-    repeat={"newsletter_open": 3, "ad_click": 2, "site_visit": 3, "product_view": 4, "search_click": 1, "add_to_cart": 2},
+    repeat={
+        "newsletter_open": 3,
+        "ad_click": 2,
+        "site_visit": 3,
+        "product_view": 4,
+        "search_click": 1,
+        "add_to_cart": 2,
+    },
 )
 
 MID = Persona(
@@ -391,9 +431,22 @@ MID = Persona(
     referred_probability=0.05,
     referred_effect=0.7,
     phase_bounds=(0.25, 0.6),
-    acquisition={"ad_view": 0.2, "ad_click": 0.25, "social_post_view": 0.1, "search_click": 0.25, "article_read": 0.1, "store_visit": 0.1},
+    acquisition={
+        "ad_view": 0.2,
+        "ad_click": 0.25,
+        "social_post_view": 0.1,
+        "search_click": 0.25,
+        "article_read": 0.1,
+        "store_visit": 0.1,
+    },
     awareness={"ad_view": 2, "ad_click": 3, "social_post_view": 2, "article_read": 2, "search_click": 3},
-    consideration={"site_visit": 5, "tutorial_view": 2, "whitepaper_download": 1, "comparison_view": 3, "newsletter_signup": 1},
+    consideration={
+        "site_visit": 5,
+        "tutorial_view": 2,
+        "whitepaper_download": 1,
+        "comparison_view": 3,
+        "newsletter_signup": 1,
+    },
     decision={"video_view": 2, "product_view": 5, "store_visit": 2, "quote_request": 1},
     checkout_probability=0.35,
     purchase_channels={"website": 0.5, "app": 0.1, "store": 0.35, "call_centre": 0.05},
@@ -415,7 +468,14 @@ MID = Persona(
     repeat_mean=0.35,
     repeat_gap_days=(45.0, 90.0),
     repeat_steps_mean=2.5,
-    repeat={"newsletter_open": 3, "ad_click": 1, "site_visit": 3, "product_view": 4, "comparison_view": 1, "store_visit": 1},
+    repeat={
+        "newsletter_open": 3,
+        "ad_click": 1,
+        "site_visit": 3,
+        "product_view": 4,
+        "comparison_view": 1,
+        "store_visit": 1,
+    },
 )
 
 HIGH = Persona(
@@ -431,9 +491,22 @@ HIGH = Persona(
     referred_probability=0.05,
     referred_effect=0.6,
     phase_bounds=(0.2, 0.6),
-    acquisition={"ad_view": 0.15, "ad_click": 0.2, "search_click": 0.25, "article_read": 0.2, "store_visit": 0.1, "comparison_view": 0.1},
+    acquisition={
+        "ad_view": 0.15,
+        "ad_click": 0.2,
+        "search_click": 0.25,
+        "article_read": 0.2,
+        "store_visit": 0.1,
+        "comparison_view": 0.1,
+    },
     awareness={"ad_view": 2, "ad_click": 2, "social_post_view": 1, "article_read": 3, "search_click": 3},
-    consideration={"site_visit": 4, "tutorial_view": 2, "whitepaper_download": 3, "comparison_view": 3, "newsletter_signup": 1},
+    consideration={
+        "site_visit": 4,
+        "tutorial_view": 2,
+        "whitepaper_download": 3,
+        "comparison_view": 3,
+        "newsletter_signup": 1,
+    },
     decision={"video_view": 2, "product_view": 3, "quote_request": 2, "store_visit": 3, "sales_call": 3},
     checkout_probability=0.05,
     purchase_channels={"store": 0.35, "call_centre": 0.3, "partner": 0.15, "website": 0.2},
@@ -455,7 +528,14 @@ HIGH = Persona(
     repeat_mean=0.15,
     repeat_gap_days=(90.0, 150.0),
     repeat_steps_mean=4.0,
-    repeat={"newsletter_open": 2, "site_visit": 2, "product_view": 2, "quote_request": 2, "sales_call": 3, "store_visit": 2},
+    repeat={
+        "newsletter_open": 2,
+        "site_visit": 2,
+        "product_view": 2,
+        "quote_request": 2,
+        "sales_call": 3,
+        "store_visit": 2,
+    },
 )
 
 JOB = JobCandidate(
@@ -473,7 +553,12 @@ BUYER_PERSONAS: tuple[Persona, ...] = (LOW, MID, HIGH)
 PERSONA_MIX: dict[str, float] = {p.name: p.share for p in BUYER_PERSONAS} | {"job_candidate": JOB.share}
 
 #: segment b2b share, age band probabilities per persona
-B2B_SHARE: dict[str, float] = {"low_involvement": 0.02, "mid_involvement": 0.15, "high_involvement": 0.6, "job_candidate": 0.0}
+B2B_SHARE: dict[str, float] = {
+    "low_involvement": 0.02,
+    "mid_involvement": 0.15,
+    "high_involvement": 0.6,
+    "job_candidate": 0.0,
+}
 AGE_BAND_MIX: dict[str, tuple[float, ...]] = {
     "low_involvement": (0.2, 0.3, 0.2, 0.15, 0.1, 0.05),
     "mid_involvement": (0.1, 0.25, 0.25, 0.2, 0.12, 0.08),
@@ -492,9 +577,10 @@ ORDER_TRACKING_PROBABILITY = 0.5  # a buyer visits the website/app to track a de
 NEWSLETTER_EVERY_DAYS = 7  # a newsletter goes out weekly, at 09:00 UTC
 NEWSLETTER_OPEN_RATE = 0.3  # a subscriber opens an issue
 PROSPECT_NEWSLETTER_PROBABILITY = 0.6  # a prospect who signed up (newsletter_signup) stays subscribed
-LOOP_BACK_PROBABILITY = 0.08  # a touchpoint of an acquisition journey belongs to a random phase (loops, skips)
+#: a touchpoint of an acquisition journey belongs to a random phase (people loop back and skip phases)
+LOOP_BACK_PROBABILITY = 0.08
 REFUND_PROBABILITY = 0.85  # a return is refunded (negative revenue), fully in 85% of cases
-NON_BUYER_SERVICE_PROBABILITY = 0.04  # a prospect asks customer service a question
+NON_BUYER_SERVICE_PROBABILITY = 0.02  # a prospect asks customer service a question
 
 #: the most touchpoints an acquisition journey has
 MAX_CONTACTS = 150
@@ -510,14 +596,15 @@ def _logit_effects() -> dict[str, dict[str, float]]:
     return out
 
 
-#: The known drivers in the data, for prediction and attribution work. ``purchase`` holds, per persona, the
-#: coefficients of ``logit P(first purchase)`` at the end of the acquisition journey: ``saw_demo`` means the
-#: journey has a ``demo_request`` (content_type ``demo``), ``saw_webinar`` a ``webinar_attend``,
-#: ``saw_success_story`` a ``video_view`` with content_type ``success_story``, ``saw_review`` a ``review_read``
-#: (content_type ``review``), ``referred`` that the first touchpoint came through channel ``referral``, and
-#: ``log1p_contacts_before`` is ``log(1 + touchpoints before the decision)``. These content types appear in
-#: acquisition journeys only through this model, so the data contain exactly these effects. The other entries
-#: are rate ratios and probabilities after a purchase.
+#: The known drivers in the data, for prediction and attribution work. ``purchase`` holds, per persona,
+#: the coefficients of ``logit P(first purchase)`` at the end of the acquisition journey: ``saw_demo``
+#: means the journey has a ``demo_request`` (content_type ``demo``), ``saw_webinar`` a ``webinar_attend``,
+#: ``saw_success_story`` a ``video_view`` with content_type ``success_story``, ``saw_review`` a
+#: ``review_read`` (content_type ``review``), ``referred`` that the first touchpoint came through channel
+#: ``referral``, and ``log1p_contacts_before`` is ``log(1 + touchpoints before the decision)``. These
+#: content types appear in acquisition journeys only through this model, so the data contain exactly these
+#: effects; ``exposure_probability`` is how often each is shown (to journeys long enough, see ``FLAGS``).
+#: The other entries are rate ratios and probabilities after a purchase.
 TRUE_EFFECTS: dict[str, dict[str, dict[str, float]] | dict[str, float]] = {
     "purchase": _logit_effects(),
     "exposure_probability": {p.name: dict(p.flag_probability) for p in BUYER_PERSONAS},
@@ -532,9 +619,9 @@ TRUE_EFFECTS: dict[str, dict[str, dict[str, float]] | dict[str, float]] = {
 }
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Derived distributions (computed from the parameters above; the generator samples from these)
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 
 def _negbin_pmf(mean: float, size: float, n: int) -> np.ndarray:
@@ -598,7 +685,9 @@ class ContactModel:
 def contact_model(persona: Persona) -> ContactModel:
     target = np.zeros(MAX_CONTACTS + 1)
     target[0] = persona.first_contact_share
-    target[1:] = (1.0 - persona.first_contact_share) * _negbin_pmf(persona.contacts_mean, persona.contacts_size, MAX_CONTACTS)
+    target[1:] = (1.0 - persona.first_contact_share) * _negbin_pmf(
+        persona.contacts_mean, persona.contacts_size, MAX_CONTACTS
+    )
     buy = buy_probability(persona)
     unnormalised = target / buy
     total = unnormalised.sum()

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 Progress = Callable[[int, int | None], None]
 _BATCH_TABLE = "_jl_import_batch"
+_STAGE_TABLE = "_jl_import_stage"
 #: messages kept on the result (all of them are in the quarantine table)
 MAX_MESSAGES = 1000
 
@@ -132,6 +133,9 @@ def ingest(
     result = ImportResult(import_id=0, source=src.name, format=src.format, kind=kind, ignored_columns=ignored)
     with workspace.transaction():
         result.import_id = _next_import_id(workspace)
+        _drop_scratch(workspace)
+        # 1. stream: validate each batch; good rows go to a staging table, bad ones to the quarantine
+        staged = False
         for raw in src.batches():
             table = apply_mapping(raw.table, mapping, src.name)
             validated = validate_batch(table, raw.lines, zone=zone)
@@ -139,21 +143,37 @@ def ingest(
             records += [_quarantine_record(src, result.import_id, r, now) for r in validated.rejected]
             result.rows_read += raw.table.num_rows + len(raw.errors)
             if validated.good.num_rows:
-                accepted, duplicates, conflicts = _store_batch(workspace, validated.good, result.import_id)
-                result.accepted += accepted
-                result.duplicates += duplicates
-                records += [_quarantine_record(src, result.import_id, c, now) for c in conflicts]
-            records.sort(key=lambda r: r["line"])
-            result.quarantined += len(records)
-            _store_quarantine(workspace, records)
-            result.messages.extend(r["message"] for r in records[: max(0, MAX_MESSAGES - len(result.messages))])
+                if not staged:
+                    con.create_table(_STAGE_TABLE, schema=ibis.schema(validated.good.schema), temp=con.name == "duckdb")
+                    staged = True
+                con.insert(_STAGE_TABLE, validated.good)
+            _add_quarantine(workspace, result, records)
             if progress is not None:
                 progress(src.progress_done(), src.progress_total())
-        if con.name == "duckdb" and _BATCH_TABLE in con.list_tables():
-            con.drop_table(_BATCH_TABLE, force=True)
+        # 2. merge: one set-based pass decides new rows, duplicates and conflicts
+        if staged:
+            accepted, duplicates, conflicts = _merge_stage(workspace, result.import_id)
+            result.accepted, result.duplicates = accepted, duplicates
+            _add_quarantine(workspace, result, [_quarantine_record(src, result.import_id, c, now) for c in conflicts])
+        _drop_scratch(workspace)
         result.seconds = time.perf_counter() - started
         _log_import(workspace, result, src, now, mapping, zone)
     return result
+
+
+def _add_quarantine(workspace: Workspace, result: ImportResult, records: list[dict[str, Any]]) -> None:
+    records.sort(key=lambda r: r["line"])
+    result.quarantined += len(records)
+    _store_quarantine(workspace, records)
+    result.messages.extend(r["message"] for r in records[: max(0, MAX_MESSAGES - len(result.messages))])
+
+
+def _drop_scratch(workspace: Workspace) -> None:
+    con = workspace.con
+    existing = set(con.list_tables())
+    for name in (_STAGE_TABLE, _BATCH_TABLE):
+        if name in existing:
+            con.drop_table(name, force=True)
 
 
 def _next_import_id(workspace: Workspace) -> int:
@@ -161,15 +181,40 @@ def _next_import_id(workspace: Workspace) -> int:
     return 1 if current is None or current != current else int(current) + 1
 
 
-def _store_batch(workspace: Workspace, good: pa.Table, import_id: int) -> tuple[int, int, list[Rejected]]:
-    """Insert new rows, count exact duplicates and return conflicting ones (same id, other content)."""
+def _content(t: ibis.Table) -> ibis.Value:
+    """The normalised content as one string (every contract column but event_id), for generated ids."""
+    parts = [t[c].cast("string").fill_null("\\N") for c in CONTRACT_COLUMNS if c != "event_id"]
+    return ibis.literal("\x1f").join(parts)
+
+
+def _row_hash(t: ibis.Table) -> ibis.Value:
+    """A 64-bit hash of the content (every contract column but event_id): tells a duplicate from a conflict."""
+    return ibis.struct({c: t[c] for c in CONTRACT_COLUMNS if c != "event_id"}).hash().cast("string")
+
+
+def _merge_stage(workspace: Workspace, import_id: int) -> tuple[int, int, list[Rejected]]:
+    """Insert the staged rows that are new, count exact duplicates, return conflicting ones.
+
+    A duplicate has an event_id that is already stored (or earlier in this import) with the same content;
+    a conflict has the same event_id with other content. Rows without an event_id get ``"h" + md5`` of
+    their content, so a re-import finds them again.
+    """
     con = workspace.con
-    m = ibis.memtable(good)
-    m = m.mutate(row_hash=m._canon.hexdigest("md5")).drop("_canon")
-    m = m.mutate(event_id=m.event_id.fill_null(ibis.literal("h") + m.row_hash))
+    m = con.table(_STAGE_TABLE)
+    m = m.mutate(row_hash=_row_hash(m))
+    if int(m.event_id.isnull().sum().execute() or 0):
+        m = m.mutate(event_id=ibis.ifelse(m.event_id.isnull(), ibis.literal("h") + _content(m).hexdigest("md5"), m.event_id))
+    stored = workspace.touchpoints.select(event_id="event_id", _stored_hash="row_hash", _stored_import="import_id")
+    repeated = m.group_by("event_id").aggregate(n=m.count()).filter(lambda g: g.n > 1).count()
+    known = m.select("event_id").semi_join(stored, "event_id").count()
+    if int(repeated.execute()) == 0 and int(known.execute()) == 0:
+        # the common case, fresh data: every staged row is new
+        insert = m.select(*CONTRACT_COLUMNS, "row_hash", import_id=ibis.literal(import_id, "int64"))
+        con.insert("touchpoints", insert.select(*TOUCHPOINTS_SCHEMA.names))
+        return int(con.table(_STAGE_TABLE).count().execute()), 0, []
+
     w = ibis.window(group_by=m.event_id, order_by=[m._line])
     m = m.mutate(_rn=ibis.row_number().over(w), _first_hash=m.row_hash.first().over(w))
-    stored = workspace.touchpoints.select(event_id="event_id", _stored_hash="row_hash", _stored_import="import_id")
     joined = m.left_join(stored, "event_id").drop("event_id_right")
     batch = con.create_table(_BATCH_TABLE, joined, temp=con.name == "duckdb", overwrite=True)
 

@@ -119,8 +119,10 @@ def _claims(t: ir.Table, jm: JourneyModel) -> ir.Table | None:
     return claims.filter(claims._r == 0).drop("_r", "_claim_order")
 
 
-def _typed(t: ir.Table, jm: JourneyModel) -> ir.Table:
+def _typed(t: ir.Table, jm: JourneyModel, *, stage: Any = None) -> ir.Table:
     claims = _claims(t, jm)
+    if claims is not None and stage is not None:
+        claims = stage("claims", claims)
     default = jm.default_type.name
     if claims is None:
         return t.mutate(journey_type=ibis.literal(default), _claim_seg=ibis.null("int64"))
@@ -142,9 +144,9 @@ def _by_type(jm: JourneyModel, t: ir.Table, make: Any) -> ir.BooleanValue:
     return ibis.cases(*branches, else_=False).fill_null(False)
 
 
-def split_journeys(t: ir.Table, jm: JourneyModel) -> ir.Table:
+def split_journeys(t: ir.Table, jm: JourneyModel, *, stage: Any = None) -> ir.Table:
     """Stitched touchpoints (with ``person_key``) -> each touchpoint's journey_id, type and position."""
-    t = _typed(t, jm)
+    t = _typed(t, jm, stage=stage)
     t = t.mutate(
         _ts=t.timestamp.epoch_seconds(),
         is_conversion=_by_type(jm, t, lambda jt: jt.conversion_expr(t)),
@@ -186,9 +188,25 @@ def with_phases(t: ir.Table, pm: PhaseModel) -> ir.Table:
     return out.mutate(phase_regression=(out.phase_index < out.phase_index.lag().over(w)).fill_null(False))
 
 
-def journey_touchpoints(touchpoints: ir.Table, jm: JourneyModel, pm: PhaseModel, mapping: ir.Table | None = None) -> ir.Table:
-    t = stitch(touchpoints, mapping)
-    t = split_journeys(t, jm)
+def _no_stage(name: str, expr: ir.Table) -> ir.Table:
+    return expr
+
+
+def journey_touchpoints(
+    touchpoints: ir.Table,
+    jm: JourneyModel,
+    pm: PhaseModel,
+    mapping: ir.Table | None = None,
+    *,
+    stage: Any = _no_stage,
+) -> ir.Table:
+    """Stitched, typed, split and phased touchpoints.
+
+    ``stage(name, expr) -> table`` may materialise intermediate steps (the build does, on DuckDB: a
+    step used several times is then computed once).
+    """
+    t = stage("stitched", stitch(touchpoints.drop(*[c for c in ("row_hash", "import_id") if c in touchpoints.columns]), mapping))
+    t = stage("split", split_journeys(t, jm, stage=stage))
     t = with_phases(t, pm)
     t = t.mutate(person_id=t.person_key).drop("person_key")
     return t.select(*TOUCH_COLUMNS)
@@ -352,6 +370,16 @@ def build(
     )
     mapping = identity_map(tp)
 
+    scratch: list[str] = []
+
+    def stage(name: str, expr: ir.Table) -> ir.Table:
+        # materialise a step that later steps read more than once (DuckDB: a temporary table)
+        if ws.engine != "duckdb":
+            return expr
+        table = f"_jl_build_{name}"
+        scratch.append(table)
+        return con.create_table(table, expr, temp=True, overwrite=True)
+
     with ws.transaction():
         con.create_table("identities", mapping, overwrite=True)
         con.create_table("identity_conflicts", identity_conflicts(tp), overwrite=True)
@@ -372,7 +400,7 @@ def build(
             subset = stitched.semi_join(affected_t, stitched.person_key == affected_t.person_key)
             subset = subset.drop("person_key", "identified")
             # rows of the affected persons, recomputed; everything else stays as it is
-            jt_new = journey_touchpoints(subset, jm, pm, ids)
+            jt_new = journey_touchpoints(subset, jm, pm, ids, stage=stage)
             con.create_table("_jl_new_touch", jt_new, temp=True, overwrite=True)
             new_touch = con.table("_jl_new_touch")
             for name in ("journey_touchpoints", "journey_phases", "journeys_base"):
@@ -386,18 +414,22 @@ def build(
         else:
             mode = "full"
             n_affected = -1
-            jt_expr = journey_touchpoints(tp, jm, pm, ids)
+            jt_expr = journey_touchpoints(tp, jm, pm, ids, stage=stage)
             con.create_table("journey_touchpoints", jt_expr, overwrite=True)
             jt = con.table("journey_touchpoints")
             con.create_table("journey_phases", journey_phases(jt), overwrite=True)
             con.create_table("journeys_base", journeys_base(jt, jm), overwrite=True)
+        for table in scratch:
+            con.drop_table(table, force=True)
         _refresh_views(ws)
         counts = con.table("journeys_base").count().execute(), con.table("journey_touchpoints").count().execute()
         if n_affected < 0:
             n_affected = int(con.table("journeys_base").person_id.nunique().execute())
         if not ws.has_table("builds"):
             con.create_table("builds", schema=BUILDS_SCHEMA)
-        build_id = int((ws.table("builds").build_id.max().execute() or 0)) + 1
+        last_id = ws.table("builds").build_id.max().execute()
+        # an empty table's max is None on DuckDB but NaN on Spark
+        build_id = (int(last_id) if last_id is not None and last_id == last_id else 0) + 1
         seconds = time.perf_counter() - started
         record = {
             "build_id": build_id,

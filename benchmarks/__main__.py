@@ -1,0 +1,218 @@
+"""The performance suite: ``python -m benchmarks --sizes 1M,10M``.
+
+For each size it generates demo data once (Parquet and CSV), then runs every stage in its own process,
+recording wall time and the process's peak memory (``ru_maxrss`` from ``wait4``), beside DuckDB's own
+floors on the same files measured in the same run: a scan of the Parquet file, a plain read of the CSV
+file, and ``ORDER BY person, timestamp, event_id`` into a temporary table. Results go to
+``benchmarks/results/<timestamp>.json`` and a Markdown table with ratios to the floors.
+
+The machines are noisy (runs differ by up to 2x): each stage runs ``--repeat`` times and the median is
+reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import textwrap
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE / "data"
+RESULTS = HERE / "results"
+
+# average touchpoints per demo person, to turn an event count into a person count
+EVENTS_PER_PERSON = 7.5
+
+
+def parse_size(text: str) -> int:
+    text = text.strip().upper()
+    factor = {"K": 1_000, "M": 1_000_000}.get(text[-1], 1)
+    return int(float(text[:-1] if factor > 1 else text) * factor)
+
+
+def label(n: int) -> str:
+    return f"{n // 1_000_000}M" if n >= 1_000_000 and n % 1_000_000 == 0 else f"{n // 1000}k"
+
+
+# -- stages: each is a small script run in a fresh interpreter --------------------------------------------
+
+STAGES: dict[str, str] = {
+    "generate": """
+        from journeylens.demo import write_demo
+        files = write_demo(DIR / "events.parquet", PERSONS, seed=1)
+        RESULT["events"] = files.n_touchpoints
+    """,
+    "write_csv": """
+        import duckdb
+        duckdb.sql(f"COPY (SELECT * FROM read_parquet('{DIR / 'events.parquet'}')) TO '{DIR / 'events.csv'}' (HEADER)")
+    """,
+    "split_1pct": """
+        import duckdb
+        src = DIR / "events.parquet"
+        cut = duckdb.sql(f"SELECT quantile_disc(timestamp, 0.99) FROM read_parquet('{src}')").fetchone()[0]
+        duckdb.sql(f"COPY (SELECT * FROM read_parquet('{src}') WHERE timestamp < TIMESTAMPTZ '{cut}') TO '{DIR / 'base99.parquet'}'")
+        duckdb.sql(f"COPY (SELECT * FROM read_parquet('{src}') WHERE timestamp >= TIMESTAMPTZ '{cut}') TO '{DIR / 'new01.parquet'}'")
+    """,
+    "floor_scan_parquet": """
+        import duckdb
+        duckdb.sql(f"SELECT count(person_id), count(timestamp), count(channel), count(touchpoint), count(event_id) FROM read_parquet('{DIR / 'events.parquet'}')").fetchall()
+    """,
+    "floor_read_csv": """
+        import duckdb
+        con = duckdb.connect()
+        con.sql(f"CREATE TEMP TABLE t AS SELECT * FROM read_csv('{DIR / 'events.csv'}')")
+    """,
+    "floor_sort": """
+        import duckdb
+        con = duckdb.connect()
+        con.sql(f"CREATE TEMP TABLE s AS SELECT * FROM read_parquet('{DIR / 'events.parquet'}') ORDER BY person_id, timestamp, event_id")
+    """,
+    "ingest_parquet": """
+        import shutil
+        from journeylens.store import Workspace
+        shutil.rmtree(DIR / "ws-parquet", ignore_errors=True)
+        ws = Workspace(DIR / "ws-parquet")
+        r = ws.ingest(DIR / "events.parquet")
+        RESULT["events"] = r.accepted
+    """,
+    "ingest_csv": """
+        import shutil
+        from journeylens.store import Workspace
+        shutil.rmtree(DIR / "ws-csv", ignore_errors=True)
+        ws = Workspace(DIR / "ws-csv")
+        r = ws.ingest(DIR / "events.csv")
+        RESULT["events"] = r.accepted
+    """,
+    "build": """
+        from journeylens.store import Workspace
+        ws = Workspace(DIR / "ws-parquet")
+        r = ws.build(full=True)
+        RESULT["events"] = r.touchpoints
+        RESULT["journeys"] = r.journeys
+    """,
+    "prepare_incremental": """
+        import shutil
+        from journeylens.store import Workspace
+        shutil.rmtree(DIR / "ws-inc", ignore_errors=True)
+        ws = Workspace(DIR / "ws-inc")
+        ws.ingest(DIR / "base99.parquet")
+        ws.build(full=True)
+        ws.ingest(DIR / "new01.parquet")
+        ws.close()
+        shutil.copytree(DIR / "ws-inc", DIR / "ws-inc-ready", dirs_exist_ok=True)
+    """,
+    "build_incremental_1pct": """
+        import shutil
+        from journeylens.store import Workspace
+        shutil.rmtree(DIR / "ws-inc", ignore_errors=True)
+        shutil.copytree(DIR / "ws-inc-ready", DIR / "ws-inc")
+        t0 = time.perf_counter()
+        ws = Workspace(DIR / "ws-inc")
+        r = ws.build()
+        assert r.mode == "incremental", r
+        RESULT["persons_rebuilt"] = r.persons_rebuilt
+        RESULT["events"] = r.touchpoints
+    """,
+}
+SETUP_STAGES = {"generate", "write_csv", "split_1pct", "prepare_incremental"}
+DEFAULT_STAGES = [
+    "floor_scan_parquet",
+    "floor_read_csv",
+    "floor_sort",
+    "ingest_parquet",
+    "ingest_csv",
+    "build",
+    "build_incremental_1pct",
+]
+RATIOS = {
+    "ingest_parquet": "floor_scan_parquet",
+    "ingest_csv": "floor_read_csv",
+    "build": "floor_sort",
+    "build_incremental_1pct": "build",
+}
+
+
+def run_stage(name: str, directory: Path, persons: int) -> dict[str, float]:
+    body = textwrap.dedent(STAGES[name])
+    script = (
+        "import json, sys, time\nfrom pathlib import Path\n"
+        f"DIR = Path({str(directory)!r})\nPERSONS = {persons}\nRESULT = {{}}\n"
+        "t0 = time.perf_counter()\n"
+        + body
+        + "\nRESULT['seconds'] = time.perf_counter() - t0\nprint('RESULT ' + json.dumps(RESULT))\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    out = proc.stdout.read() if proc.stdout else ""
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"stage {name} failed with exit code {proc.returncode}")
+    line = next(x for x in out.splitlines() if x.startswith("RESULT "))
+    result = json.loads(line[len("RESULT ") :])
+    result["peak_mb"] = usage.ru_maxrss / 1024
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="1M", help="event counts, e.g. 1M,10M")
+    parser.add_argument("--stages", default=",".join(DEFAULT_STAGES), help="comma-separated stages")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per stage (the median is reported)")
+    args = parser.parse_args(argv)
+    stages = [s for s in args.stages.split(",") if s]
+    unknown = [s for s in stages if s not in STAGES]
+    if unknown:
+        raise SystemExit(f"unknown stage {unknown[0]!r}; expected some of {', '.join(STAGES)}")
+
+    report: dict[str, dict[str, dict[str, float]]] = {}
+    for size in [parse_size(s) for s in args.sizes.split(",")]:
+        directory = DATA / label(size)
+        directory.mkdir(parents=True, exist_ok=True)
+        persons = max(1, int(size / EVENTS_PER_PERSON))
+        rows: dict[str, dict[str, float]] = {}
+        if not (directory / "events.parquet").exists():
+            rows["generate"] = run_stage("generate", directory, persons)
+            print(f"[{label(size)}] generated {rows['generate']['events']:,} events in {rows['generate']['seconds']:.1f}s", flush=True)
+        if any(s in stages for s in ("floor_read_csv", "ingest_csv")) and not (directory / "events.csv").exists():
+            run_stage("write_csv", directory, persons)
+        if "build_incremental_1pct" in stages:
+            if not (directory / "new01.parquet").exists():
+                run_stage("split_1pct", directory, persons)
+            run_stage("prepare_incremental", directory, persons)
+        for stage in stages:
+            runs = [run_stage(stage, directory, persons) for _ in range(args.repeat)]
+            median = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+            rows[stage] = median
+            print(f"[{label(size)}] {stage}: {median['seconds']:.2f}s, peak {median['peak_mb']:,.0f} MB", flush=True)
+        report[label(size)] = rows
+
+    RESULTS.mkdir(exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    (RESULTS / f"{stamp}.json").write_text(json.dumps(report, indent=2))
+    table = markdown(report)
+    (RESULTS / f"{stamp}.md").write_text(table)
+    print()
+    print(table)
+
+
+def markdown(report: dict[str, dict[str, dict[str, float]]]) -> str:
+    lines = ["| size | stage | seconds (median) | events/s | peak MB | ratio | to |", "|---|---|---:|---:|---:|---:|---|"]
+    for size, rows in report.items():
+        for stage, r in rows.items():
+            rate = f"{r['events'] / r['seconds']:,.0f}" if r.get("events") else ""
+            base = RATIOS.get(stage)
+            ratio = f"{r['seconds'] / rows[base]['seconds']:.2f}" if base in rows else ""
+            lines.append(f"| {size} | {stage} | {r['seconds']:.2f} | {rate} | {r['peak_mb']:,.0f} | {ratio} | {base or ''} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    time.sleep(0)
+    main()
