@@ -120,7 +120,9 @@ def worker(data: Path, label: str) -> dict[str, object]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--journeys", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--models", nargs="*", default=list(MODEL_SPECS), choices=list(MODEL_SPECS))
@@ -142,7 +144,9 @@ def main(argv: list[str] | None = None) -> None:
             f"({frame['conversions'].sum() / args.journeys:.1%}); generated in {time.perf_counter() - start:.1f} s"
         )
         del frame
-        print(f"{'model':<16}{'fit s':>8}{'read_paths s':>14}{'peak RSS MiB':>14}{'after load':>12}{'credited':>14}")
+        print(
+            f"{'model':<16}{'fit s':>8}{'read_paths s':>14}{'peak RSS MiB':>14}{'after load':>12}{'credited':>14}"
+        )
         for label in args.models:
             out = subprocess.run(
                 [sys.executable, __file__, "--worker", label, "--data", str(data)],

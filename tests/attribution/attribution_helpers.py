@@ -58,7 +58,9 @@ def credits(model: Any) -> dict[str, tuple[float, float]]:
     frame = model.credits_
     return {
         ch: (conv, val)
-        for ch, conv, val in zip(frame["channel"], frame["attributed_conversions"], frame["attributed_value"], strict=True)
+        for ch, conv, val in zip(
+            frame["channel"], frame["attributed_conversions"], frame["attributed_value"], strict=True
+        )
     }
 
 

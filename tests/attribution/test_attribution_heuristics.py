@@ -89,7 +89,11 @@ def test_time_decay(touches):
 def test_time_decay_measures_from_the_conversion_time():
     # converts 7 days after the last touch: ages 14 and 7 days -> weights 1/4 and 1/2 -> shares 1/3, 2/3
     frame = touch_frame(
-        {"eva": journey([("ad", "2024-01-01T00:00"), ("email", "2024-01-08T00:00")], value=9, at="2024-01-15T00:00")}
+        {
+            "eva": journey(
+                [("ad", "2024-01-01T00:00"), ("email", "2024-01-08T00:00")], value=9, at="2024-01-15T00:00"
+            )
+        }
     )
     got = credits(TimeDecay(half_life_days=7).fit(frame))
     assert got["ad"] == pytest.approx((1 / 3, 3))
@@ -145,7 +149,13 @@ def test_lookback_needs_timestamps():
 
 def test_journey_credit_table(touches):
     table = PositionBased().fit(touches).journey_credit_
-    assert list(table.columns) == ["journey_id", "position", "channel", "attributed_conversions", "attributed_value"]
+    assert list(table.columns) == [
+        "journey_id",
+        "position",
+        "channel",
+        "attributed_conversions",
+        "attributed_value",
+    ]
     anna = table[table["journey_id"] == "anna"].sort_values("position")
     assert list(anna["channel"]) == ["ad", "email", "search"]
     assert list(anna["attributed_conversions"]) == pytest.approx([0.4, 0.2, 0.4])
@@ -167,7 +177,8 @@ def test_aggregated_input_has_no_journey_table():
 def test_key_credits_another_column():
     # the same journeys credited by touchpoint instead of channel
     frame = touch_frame(
-        {"ida": journey([("newsletter", "2024-01-01"), ("quote_form", "2024-01-02")], value=10)}, key="touchpoint"
+        {"ida": journey([("newsletter", "2024-01-01"), ("quote_form", "2024-01-02")], value=10)},
+        key="touchpoint",
     )
     assert credits(LastTouch(key="touchpoint").fit(frame)) == {"newsletter": (0, 0), "quote_form": (1, 10)}
     with pytest.raises(SpecError, match="missing"):

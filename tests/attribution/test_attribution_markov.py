@@ -35,7 +35,10 @@ def test_hand_worked_order_1():
 
 def test_transitions_table():
     model = Markov().fit(paths_frame([("a > b", 1, 30, 0), ("b", 0, 0, 1), ("a", 0, 0, 1)]))
-    rows = {(f, t): p for f, t, p in model.transitions_[["from_state", "to_state", "probability"]].itertuples(index=False)}
+    rows = {
+        (f, t): p
+        for f, t, p in model.transitions_[["from_state", "to_state", "probability"]].itertuples(index=False)
+    }
     assert rows == pytest.approx(
         {
             ("(start)", "a"): 2 / 3, ("(start)", "b"): 1 / 3,
@@ -101,22 +104,40 @@ def test_collapse_and_keep_agree_in_order_1():
     frame = rows_to_frame(rows)
     keep = Markov(repeats="keep").fit(frame).credits_
     collapse = Markov(repeats="collapse").fit(frame).credits_
-    assert keep["removal_effect"].to_numpy() == pytest.approx(collapse["removal_effect"].to_numpy(), abs=1e-12)
+    assert keep["removal_effect"].to_numpy() == pytest.approx(
+        collapse["removal_effect"].to_numpy(), abs=1e-12
+    )
 
 
-def test_collapse_and_keep_differ_in_order_2():
-    # a > a > b: collapsed the history before b is (a), kept it is (a, a); with a second path (a > b) they differ
-    frame = paths_frame([("a > a > c", 1, 1, 0), ("a > c", 0, 0, 1), ("b > a > c", 1, 1, 0), ("b > c", 0, 0, 2)])
+def test_collapse_keeps_the_history_that_keep_forgets_in_order_2():
+    # c > a > a > b converts; d > a > a > e and c > a > e do not. start -> (c) 2/3, (d) 1/3.
+    # collapse: c > a > b, d > a > e, c > a > e. (c, a) -> (a, b) 1/2, (a, e) 1/2; (d, a) -> (a, e).
+    #   P = 2/3 * 1/2 = 1/3; every converting walk starts with c -> removal effect of c = 1
+    # keep: (c, a) -> (a, a) 1/2, (a, e) 1/2; (d, a) -> (a, a); (a, a) -> (a, b) 1/2, (a, e) 1/2.
+    #   P = 2/3 * 1/2 * 1/2 + 1/3 * 1/2 = 1/3; without c: 1/3 * 1/2 = 1/6 -> removal effect 1/2:
+    #   the state (a, a) has forgotten whether c or d came first
+    frame = paths_frame([("c > a > a > b", 1, 1, 0), ("d > a > a > e", 0, 0, 1), ("c > a > e", 0, 0, 1)])
     keep = Markov(order=2, repeats="keep").fit(frame)
     collapse = Markov(order=2, repeats="collapse").fit(frame)
-    assert keep.n_states_ > collapse.n_states_
-    assert not np.allclose(keep.credits_["removal_effect"], collapse.credits_["removal_effect"])
+    assert keep.conversion_probability_ == pytest.approx(1 / 3)
+    assert collapse.conversion_probability_ == pytest.approx(1 / 3)
+    assert dict(zip(collapse.credits_["channel"], collapse.credits_["removal_effect"], strict=True))["c"] == (
+        pytest.approx(1)
+    )
+    assert dict(zip(keep.credits_["channel"], keep.credits_["removal_effect"], strict=True))[
+        "c"
+    ] == pytest.approx(0.5)
 
 
 def test_order_at_least_path_length_reproduces_the_paths():
     # with every state a whole prefix, removing c kills exactly the journeys through c:
     # removal effect = conversions on paths with c / all conversions
-    rows = [(("a", "b", "c"), 2.0, 20.0, 1.0), (("b", "c"), 1.0, 5.0, 3.0), (("a", "d"), 0.0, 0.0, 4.0), (("b",), 1.0, 1.0, 0.0)]
+    rows = [
+        (("a", "b", "c"), 2.0, 20.0, 1.0),
+        (("b", "c"), 1.0, 5.0, 3.0),
+        (("a", "d"), 0.0, 0.0, 4.0),
+        (("b",), 1.0, 1.0, 0.0),
+    ]
     model = Markov(order=3).fit(rows_to_frame(rows))
     effects = dict(zip(model.credits_["channel"], model.credits_["removal_effect"], strict=True))
     # total 4 conversions: a on 2, b on 4, c on 3, d on 0
@@ -127,11 +148,16 @@ def test_order_at_least_path_length_reproduces_the_paths():
 def test_order_1_can_credit_a_channel_on_no_converting_path():
     # documented: x is only on a non-converting path, yet the chain lets a walk go a -> x -> b -> conversion
     frame = paths_frame([("a > x > b", 0, 0, 1), ("a > b", 1, 1, 0)])
-    effects = dict(zip(*Markov().fit(frame).credits_[["channel", "removal_effect"]].T.to_numpy(), strict=True))
+    effects = dict(
+        zip(*Markov().fit(frame).credits_[["channel", "removal_effect"]].T.to_numpy(), strict=True)
+    )
     assert effects["x"] > 0
-    assert dict(zip(*Markov(order=3).fit(frame).credits_[["channel", "removal_effect"]].T.to_numpy(), strict=True))[
-        "x"
-    ] == 0
+    assert (
+        dict(
+            zip(*Markov(order=3).fit(frame).credits_[["channel", "removal_effect"]].T.to_numpy(), strict=True)
+        )["x"]
+        == 0
+    )
 
 
 def test_a_channel_only_before_null_has_no_effect():
@@ -170,7 +196,12 @@ def test_select_order_prefers_the_order_that_explains_the_outcome():
     frame = paths_frame(rows + [("c", 20, 20.0, 380), ("a", 10, 10.0, 190), ("b", 10, 10.0, 190)])
     selection = Markov.select_order(frame, orders=(1, 2, 3), folds=5, seed=0)
     assert selection.order == 2
-    assert list(selection.report.columns) == ["order", "heldout_loglik", "heldout_loglik_per_journey", "n_states"]
+    assert list(selection.report.columns) == [
+        "order",
+        "heldout_loglik",
+        "heldout_loglik_per_journey",
+        "n_states",
+    ]
     assert list(selection.report["order"]) == [1, 2, 3]
     assert list(selection.report["n_states"]) == [3, 5, 5]
     scores = selection.report.set_index("order")["heldout_loglik"]
@@ -190,7 +221,10 @@ def test_select_order_validates():
 
 @pytest.mark.parametrize(
     ("model", "message"),
-    [(Markov(order=5), "'order' parameter of Markov must be an int in"), (Markov(repeats="drop"), "'repeats'")],
+    [
+        (Markov(order=5), "'order' parameter of Markov must be an int in"),
+        (Markov(repeats="drop"), "'repeats'"),
+    ],
 )
 def test_invalid_parameters(model, message):
     with pytest.raises(SpecError, match=message):
@@ -202,7 +236,9 @@ def test_larger_chain_uses_the_iterative_solver_and_sums():
     channels = [f"c{i}" for i in range(12)]
     paths = [" > ".join(rng.choice(channels, size=rng.integers(1, 8))) for _ in range(3000)]
     conv = rng.integers(0, 2, size=3000)
-    frame = pd.DataFrame({"path": paths, "conversions": conv, "value": conv * 3.0, "nulls": rng.integers(0, 5, 3000)})
+    frame = pd.DataFrame(
+        {"path": paths, "conversions": conv, "value": conv * 3.0, "nulls": rng.integers(0, 5, 3000)}
+    )
     model = Markov(order=3).fit(frame)
     assert model.n_states_ > markov_module.DENSE_LIMIT
     assert model.credits_["attributed_conversions"].sum() == pytest.approx(conv.sum())

@@ -144,6 +144,15 @@ def test_zero_persons_gives_nothing() -> None:
     assert list(generate(0)) == []
 
 
+def test_tiny_chunks_work() -> None:
+    """Chunks with a handful of persons (so some personas or journeys are missing) still come out whole."""
+    for persons in range(1, 13):
+        chunks = list(generate(persons, seed=persons, chunk_persons=5))
+        assert len(chunks) == -(-persons // 5)
+        assert sum(p.num_rows for _, p in chunks) <= persons
+        assert all(t.schema.names == [name for name, _ in TOUCHPOINT_COLUMNS] for t, _ in chunks)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [

@@ -57,8 +57,16 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
 
 
-def check_number(owner: str, name: str, value: Any, *, low: float, low_open: bool = False, high: float | None = None,
-                 integer: bool = False) -> None:
+def check_number(
+    owner: str,
+    name: str,
+    value: Any,
+    *,
+    low: float,
+    low_open: bool = False,
+    high: float | None = None,
+    integer: bool = False,
+) -> None:
     """Raise a ``SpecError`` unless ``value`` is a number in the stated range."""
     ok = _is_number(value) and np.isfinite(value)
     if integer:
@@ -144,7 +152,9 @@ class AttributionModel:
         if not isinstance(self.key, str) or not self.key:
             raise param_error(owner, "key", "a non-empty column name", self.key)
         if self.bootstrap is not None and not isinstance(self.bootstrap, Bootstrap):
-            raise param_error(owner, "bootstrap", "a Bootstrap(n=..., seed=..., alpha=...) or None", self.bootstrap)
+            raise param_error(
+                owner, "bootstrap", "a Bootstrap(n=..., seed=..., alpha=...) or None", self.bootstrap
+            )
 
     # ------------------------------------------------------------------- fit
     def prepare(self, journeys: Any) -> PathTable:
@@ -199,8 +209,9 @@ class AttributionModel:
         return None
 
     # ------------------------------------------------------------- bootstrap
-    def _replicates(self, table: PathTable, conversions: np.ndarray, value: np.ndarray,
-                    nulls: np.ndarray) -> np.ndarray:
+    def _replicates(
+        self, table: PathTable, conversions: np.ndarray, value: np.ndarray, nulls: np.ndarray
+    ) -> np.ndarray:
         """Target credits per replicate, shape (replicates, channels); counts have shape (replicates, rows).
 
         The generic way refits on each resampled table; models override it with something faster.
@@ -290,8 +301,9 @@ class AdditiveModel(AttributionModel):
             }
         )
 
-    def _replicates(self, table: PathTable, conversions: np.ndarray, value: np.ndarray,
-                    nulls: np.ndarray) -> np.ndarray:
+    def _replicates(
+        self, table: PathTable, conversions: np.ndarray, value: np.ndarray, nulls: np.ndarray
+    ) -> np.ndarray:
         counts = conversions if self.target == "conversions" else value
         shares = self.share_matrix(table)
         return np.asarray((shares.T @ counts.T).T)

@@ -74,7 +74,8 @@ from journeylens.errors import SpecError
 
 ORDERS = (1, 2, 3, 4)
 REPEATS = ("collapse", "keep")
-DENSE_LIMIT = 1000  # up to this many transient states, LAPACK LU; beyond, the iteration (see _solve_iterative)
+#: up to this many transient states, LAPACK LU; beyond, the iteration (see _solve_iterative)
+DENSE_LIMIT = 1000
 MAX_ITERATIONS = 100_000
 _ITERATION_CELLS = 2e7  # iterate on at most this many (state, column) cells at once
 _DENSE_KEYS = 1 << 25  # keys below this are compacted with a lookup table instead of a sort
@@ -104,7 +105,8 @@ class _Layout:
 
     order: int
     n: int  # transient states, start included (index 0)
-    symbols: np.ndarray  # (n, order): per state, channel code + 1 of each history slot, newest first; 0 = padding
+    # (n, order): per state, the channel code + 1 in each history slot, newest first; 0 = padding
+    symbols: np.ndarray
     contains: np.ndarray  # (n, channels) bool: the state's history contains the channel
     edge_from: np.ndarray  # per edge
     edge_to: np.ndarray  # per edge
@@ -185,8 +187,9 @@ class _Solution:
     removed_value: np.ndarray  # per channel
 
 
-def _solve(layout: _Layout, edge_count: np.ndarray, conv_end: np.ndarray, null_end: np.ndarray,
-           value_end: np.ndarray) -> _Solution:
+def _solve(
+    layout: _Layout, edge_count: np.ndarray, conv_end: np.ndarray, null_end: np.ndarray, value_end: np.ndarray
+) -> _Solution:
     """P(conversion) and value per journey from start, in the full chain and with each channel removed."""
     n = layout.n
     out = np.bincount(layout.edge_from, edge_count, minlength=n) + conv_end + null_end
@@ -240,7 +243,8 @@ def _solve_iterative(q: sparse.csr_matrix, rhs: np.ndarray, keep: np.ndarray) ->
     block = max(1, int(_ITERATION_CELLS // (2 * n)))
     for first in range(0, n_sets, block):
         sets = range(first, min(first + block, n_sets))
-        mask = np.repeat(keep[:, list(sets)].astype(np.float64), 2, axis=1)  # columns: set0 conv, set0 value, ...
+        # columns: set 0 conversion, set 0 value, set 1 conversion, ...
+        mask = np.repeat(keep[:, list(sets)].astype(np.float64), 2, axis=1)
         b = mask * np.tile(rhs, (1, len(sets)))
         x = b.copy()
         for _ in range(MAX_ITERATIONS):
@@ -319,7 +323,11 @@ class Markov(AttributionModel):
 
     def _validate_params(self) -> None:
         super()._validate_params()
-        if not (isinstance(self.order, int | np.integer) and not isinstance(self.order, bool) and self.order in ORDERS):
+        if not (
+            isinstance(self.order, int | np.integer)
+            and not isinstance(self.order, bool)
+            and self.order in ORDERS
+        ):
             raise param_error("Markov", "order", "an int in {1, 2, 3, 4}", self.order)
         check_choice("Markov", "repeats", self.repeats, REPEATS)
 
@@ -358,8 +366,9 @@ class Markov(AttributionModel):
         self.n_states_ = layout.n - 1
         self.transitions_ = _transitions(layout, table)
 
-    def _replicates(self, table: PathTable, conversions: np.ndarray, value: np.ndarray,
-                    nulls: np.ndarray) -> np.ndarray:
+    def _replicates(
+        self, table: PathTable, conversions: np.ndarray, value: np.ndarray, nulls: np.ndarray
+    ) -> np.ndarray:
         layout = _layout(table, self.order)
         n_rows = table.n_rows
         rows = np.arange(n_rows)
@@ -401,13 +410,17 @@ class Markov(AttributionModel):
         with the highest held-out log-likelihood, the lowest order on a tie.
         """
         if "order" in params:
-            raise param_error("Markov.select_order", "order", "left out (it is what is being chosen)", params["order"])
+            raise param_error(
+                "Markov.select_order", "order", "left out (it is what is being chosen)", params["order"]
+            )
         check_number("Markov.select_order", "folds", folds, low=2, integer=True)
         check_number("Markov.select_order", "seed", seed, low=0, integer=True)
         if not orders or any(
             not isinstance(k, int | np.integer) or isinstance(k, bool) or k not in ORDERS for k in orders
         ):
-            raise param_error("Markov.select_order", "orders", "a non-empty tuple of ints in {1, 2, 3, 4}", orders)
+            raise param_error(
+                "Markov.select_order", "orders", "a non-empty tuple of ints in {1, 2, 3, 4}", orders
+            )
         model = cls(**params)
         model._validate_params()
         table = model.prepare(journeys)
@@ -476,7 +489,9 @@ def _transitions(layout: _Layout, table: PathTable) -> pd.DataFrame:
     labels_arr = np.asarray(labels, dtype=object)
     states = np.arange(layout.n)
     frm = np.concatenate([layout.edge_from, states, states])
-    to = np.concatenate([labels_arr[layout.edge_to], np.full(layout.n, "(conversion)"), np.full(layout.n, "(null)")])
+    to = np.concatenate(
+        [labels_arr[layout.edge_to], np.full(layout.n, "(conversion)"), np.full(layout.n, "(null)")]
+    )
     count = np.concatenate([edge_count, conv_end, null_end])
     keep = count > 0
     out_total = np.bincount(frm[keep], count[keep], minlength=layout.n)

@@ -253,6 +253,8 @@ def ragged_ids(offsets: np.ndarray, values: np.ndarray, n_symbols: int) -> np.nd
 
 def _row_error(what: str, row: int, column: str, expected: str, got: Any, n_bad: int = 1) -> SpecError:
     more = f" ({n_bad - 1} more rows like it)" if n_bad > 1 else ""
+    if isinstance(got, np.generic):
+        got = got.item()
     return SpecError(
         f"{what} row {row}: column '{column}': expected {expected}, got {got!r}{more}",
         code=f"invalid_{what}",
@@ -330,7 +332,9 @@ def read_paths(
     row without conversions.
     """
     if not isinstance(sep, str) or not sep:
-        raise SpecError(f"invalid_separator: sep must be a non-empty string, got {sep!r}", code="invalid_separator")
+        raise SpecError(
+            f"invalid_separator: sep must be a non-empty string, got {sep!r}", code="invalid_separator"
+        )
     table = _as_arrow(path_or_df, "paths")
     what = "paths"
     raw_paths = _column(table, path_col, what)
@@ -378,16 +382,27 @@ def read_paths(
         if stray.any():
             where = np.flatnonzero(stray)
             raise _row_error(
-                what, int(where[0]), value_col, f"0 on a row with 0 in '{conv_col}'", value[where[0]], len(where)
+                what,
+                int(where[0]),
+                value_col,
+                f"0 on a row with 0 in '{conv_col}'",
+                value[where[0]],
+                len(where),
             )
-    return PathTable(channels=channels, offsets=offsets, codes=codes, conversions=conversions, value=value, nulls=nulls)
+    return PathTable(
+        channels=channels, offsets=offsets, codes=codes, conversions=conversions, value=value, nulls=nulls
+    )
 
 
 def _epoch_seconds(series: pd.Series, *, what: str, column: str) -> np.ndarray:
     """Date-times (tz-aware; naive ones are taken as UTC) or epoch seconds, as float64 epoch seconds."""
     if isinstance(series.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(series.dtype):
         stamps = series if isinstance(series.dtype, pd.DatetimeTZDtype) else series.dt.tz_localize("UTC")
-        seconds = (stamps - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy(dtype=np.float64, na_value=np.nan)
+        seconds = (
+            (stamps - pd.Timestamp(0, tz="UTC"))
+            .dt.total_seconds()
+            .to_numpy(dtype=np.float64, na_value=np.nan)
+        )
         bad = np.isnan(seconds)
         if bad.any():
             where = np.flatnonzero(bad)
@@ -399,7 +414,9 @@ def _epoch_seconds(series: pd.Series, *, what: str, column: str) -> np.ndarray:
     raise _row_error(what, 0, column, "tz-aware date-times or epoch seconds", bad_value, len(series))
 
 
-def _per_journey(values: np.ndarray, journey: np.ndarray, first: np.ndarray, *, column: str, ids: np.ndarray) -> None:
+def _per_journey(
+    values: np.ndarray, journey: np.ndarray, first: np.ndarray, *, column: str, ids: np.ndarray
+) -> None:
     """Check that a per-journey column has one value per journey (rows sorted by journey)."""
     differ = values != values[first[journey]]
     if values.dtype.kind == "f":
@@ -423,7 +440,9 @@ def read_touches(source: Any, *, key: str = "channel") -> PathTable:
     what = "journeys"
     frame = source.to_pandas() if isinstance(source, pa.Table) else source
     if not isinstance(frame, pd.DataFrame):
-        raise UnusableInputError(f"expected a pandas DataFrame or a pyarrow Table of touches, got {type(source).__name__}")
+        raise UnusableInputError(
+            f"expected a pandas DataFrame or a pyarrow Table of touches, got {type(source).__name__}"
+        )
     required = ("journey_id", "position", key, "converted", "value")
     missing = [c for c in required if c not in frame.columns]
     if missing:
@@ -449,13 +468,11 @@ def read_touches(source: Any, *, key: str = "channel") -> PathTable:
         bad = ~np.isin(numbers, (0.0, 1.0))
         if bad.any():
             where = np.flatnonzero(bad)
-            raise _row_error(what, int(where[0]), "converted", "true or false", converted_col.iloc[where[0]], len(where))
+            raise _row_error(
+                what, int(where[0]), "converted", "true or false", converted_col.iloc[where[0]], len(where)
+            )
         converted = numbers == 1.0
     value = _numeric(frame["value"], what=what, column="value")
-    stray = ~converted & (value != 0)
-    if stray.any():
-        where = np.flatnonzero(stray)
-        raise _row_error(what, int(where[0]), "value", "0 on a journey that did not convert", value[where[0]], len(where))
     timestamps = None
     if "timestamp" in frame.columns:
         timestamps = _epoch_seconds(frame["timestamp"], what=what, column="timestamp")
@@ -491,6 +508,17 @@ def read_touches(source: Any, *, key: str = "channel") -> PathTable:
     value_sorted = value[order]
     _per_journey(converted_sorted, journey, first, column="converted", ids=ids)
     _per_journey(value_sorted, journey, first, column="value", ids=ids)
+    stray = ~converted_sorted & (value_sorted != 0)
+    if stray.any():
+        where = order[np.flatnonzero(stray)]
+        raise _row_error(
+            what,
+            int(where.min()),
+            "value",
+            "0 on a journey that did not convert",
+            value[where.min()],
+            len(where),
+        )
 
     key_values = frame[key].astype(str).to_numpy()[order]
     codes, uniques = pd.factorize(key_values, sort=True)

@@ -39,6 +39,7 @@ over journeys); there a channel's share of a journey is divided evenly over its 
 from __future__ import annotations
 
 from math import comb
+
 import numpy as np
 import pandas as pd
 from scipy import sparse
@@ -148,7 +149,9 @@ class Shapley(AttributionModel):
         if self.n_samples is not None:
             check_number("Shapley", "n_samples", self.n_samples, low=2, integer=True)
         check_number("Shapley", "seed", self.seed, low=0, integer=True)
-        check_number("Shapley", "max_exact_channels", self.max_exact_channels, low=1, high=EXACT_LIMIT, integer=True)
+        check_number(
+            "Shapley", "max_exact_channels", self.max_exact_channels, low=1, high=EXACT_LIMIT, integer=True
+        )
         if self.value_function == "conversion_rate" and not self.include_nulls:
             raise SpecError(
                 "invalid_model_param: Shapley(value_function='conversion_rate') needs include_nulls=True: a "
@@ -275,8 +278,9 @@ class Shapley(AttributionModel):
             }
         )
 
-    def _replicates(self, table: PathTable, conversions: np.ndarray, value: np.ndarray,
-                    nulls: np.ndarray) -> np.ndarray:
+    def _replicates(
+        self, table: PathTable, conversions: np.ndarray, value: np.ndarray, nulls: np.ndarray
+    ) -> np.ndarray:
         counts = conversions if self.target == "conversions" else value
         if self._closed_form:
             return np.asarray((self.share_matrix(table).T @ counts.T).T)

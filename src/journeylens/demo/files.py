@@ -18,6 +18,7 @@ from journeylens.errors import UnusableInputError
 __all__ = ["FORMATS", "GeneratedFiles", "write_demo"]
 
 _UNIQUE_COLUMNS = frozenset({"event_id", "person_id", "anonymous_id", "timestamp", "revenue"})
+_FILTERED_COLUMNS = frozenset({"timestamp", "person_id", "touchpoint", "channel", "persona"})
 
 #: file extension -> format
 FORMATS: dict[str, str] = {
@@ -58,11 +59,9 @@ def write_demo(
     out = Path(out)
     ext = out.suffix.lower()
     if ext not in FORMATS:
-        known = ", ".join(FORMATS)
-        got = ext or "no extension"
         raise UnusableInputError(
-            f"unknown_format: cannot write demo data to '{out}': "
-            f"the extension must be one of {known}, got '{got}'",
+            f"{out.name}: cannot tell the format from the extension '{ext or '(none)'}'; "
+            f"expected one of {', '.join(FORMATS)}",
             code="unknown_format",
         )
     persons_path = out.with_name(f"{out.stem}.persons{out.suffix}")
@@ -98,9 +97,11 @@ class _TableWriter(Protocol):
 
 def _writer(fmt: str, path: Path, schema: pa.Schema) -> _TableWriter:
     if fmt == "parquet":
-        # dictionary encoding only where values repeat: ids and timestamps would only waste the attempt
+        # dictionary encoding only where values repeat (ids and timestamps would only waste the attempt), and
+        # statistics where readers filter (row groups by time, person, touchpoint, channel)
         repeated = [name for name in schema.names if name not in _UNIQUE_COLUMNS]
-        return pq.ParquetWriter(path, schema, use_dictionary=repeated)
+        filtered = [name for name in schema.names if name in _FILTERED_COLUMNS]
+        return pq.ParquetWriter(path, schema, use_dictionary=repeated, write_statistics=filtered)
     if fmt in ("csv", "tsv"):
         options = pacsv.WriteOptions(delimiter="\t" if fmt == "tsv" else ",")
         return pacsv.CSVWriter(path, schema, write_options=options)

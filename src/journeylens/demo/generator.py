@@ -200,7 +200,8 @@ class _Chunk:
         parts.append(self._prospect_questions(last))
         rows = _Rows.concat(parts)
         inside = np.flatnonzero(rows.t < self.end)
-        return rows.take(inside[np.argsort(rows.t[inside])])  # ties (rare) in a fixed, seeded order
+        t = rows.t[inside]
+        return rows.take(inside[_argsort(t - t.min())] if t.size else inside)
 
     # --- helpers --------------------------------------------------------------------------------------------
 
@@ -405,7 +406,7 @@ class _Chunk:
 
         owner = np.concatenate(owner_parts)
         key = np.concatenate(key_parts)
-        order = np.argsort(owner * 4.0 + key)
+        order = _argsort((owner.astype(np.int64) << 22) + (key * 2**21).astype(np.int64))
         owner, key = owner[order], key[order]
         tp = np.concatenate(tp_parts)[order]
         kind = np.concatenate(kind_parts)[order]
@@ -542,7 +543,8 @@ class _Chunk:
         step = _ranks(count)
         r = owner.size
         first_row = step == 0
-        last_row = np.r_[first_row[1:], True]
+        last_row = np.ones(r, dtype=bool)
+        last_row[:-1] = first_row[1:]
 
         browse = T.Choice(
             [{T.TP["vacancy_view"]: 0.55, T.TP["employer_story_view"]: 0.25, T.TP["site_visit"]: 0.2}]
@@ -868,6 +870,19 @@ def _concat_purchases(a: _Purchases, b: _Purchases) -> _Purchases:
     return _Purchases(
         **{f.name: np.concatenate([getattr(a, f.name), getattr(b, f.name)]) for f in fields(_Purchases)}
     )
+
+
+def _argsort(values: np.ndarray) -> np.ndarray:
+    """A stable argsort of non-negative int64 values: a least-significant-digit radix sort, 16 bits a pass
+    (numpy sorts uint16 keys by counting), about twice as fast as a comparison sort here."""
+    index = np.arange(values.size)
+    if values.size == 0:
+        return index
+    bits = int(values.max()).bit_length()
+    for shift in range(0, bits, 16):
+        digit = ((values[index] >> shift) & 0xFFFF).astype(np.uint16)
+        index = index[np.argsort(digit, kind="stable")]
+    return index
 
 
 def _ranks(counts: np.ndarray) -> np.ndarray:
