@@ -92,13 +92,21 @@ def generate(n_journeys: int, seed: int = 0, max_len: int = 10) -> pd.DataFrame:
 
 
 def peak_rss_mib() -> float:
+    """Peak resident memory of this process (VmHWM: unlike ru_maxrss, not inherited from the parent)."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # kilobytes on Linux
 
 
-def worker(data: Path, label: str) -> dict[str, object]:
+def worker(data: Path, label: str, source: str) -> dict[str, object]:
     from journeylens.attribution import MODELS, read_paths
 
-    frame = pq.read_table(data).to_pandas()
+    table = pq.read_table(data)
+    frame = table.to_pandas() if source == "pandas" else table
+    del table
     loaded_mib = peak_rss_mib()
     name, params = MODEL_SPECS[label]
     model = MODELS[name](**params)  # type: ignore[arg-type]
@@ -126,11 +134,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--journeys", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--models", nargs="*", default=list(MODEL_SPECS), choices=list(MODEL_SPECS))
+    parser.add_argument(
+        "--input",
+        choices=["pandas", "arrow"],
+        default="pandas",
+        help="fit on a pandas DataFrame or a pyarrow Table",
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        print(json.dumps(worker(args.data, args.worker)))
+        print(json.dumps(worker(args.data, args.worker, args.input)))
         return
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
@@ -141,7 +155,8 @@ def main(argv: list[str] | None = None) -> None:
         print(
             f"{args.journeys:,} journeys -> {len(frame):,} distinct paths, {touches:,} touches, "
             f"{int(frame['conversions'].sum()):,} conversions "
-            f"({frame['conversions'].sum() / args.journeys:.1%}); generated in {time.perf_counter() - start:.1f} s"
+            f"({frame['conversions'].sum() / args.journeys:.1%}); generated in {time.perf_counter() - start:.1f} s; "
+            f"input: {args.input}"
         )
         del frame
         print(
@@ -149,7 +164,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         for label in args.models:
             out = subprocess.run(
-                [sys.executable, __file__, "--worker", label, "--data", str(data)],
+                [sys.executable, __file__, "--worker", label, "--data", str(data), "--input", args.input],
                 check=True,
                 capture_output=True,
                 text=True,

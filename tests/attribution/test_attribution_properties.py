@@ -35,7 +35,7 @@ VARIANTS = {
 }
 ADDITIVE_OR_SHAPLEY = ("first_touch", "last_touch", "linear", "position_based", "shapley", "shapley_sampled")
 
-SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def touches_from_rows(rows) -> pd.DataFrame:

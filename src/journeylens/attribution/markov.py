@@ -59,6 +59,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy import sparse
+from scipy.sparse import csgraph
 from scipy.sparse import linalg as sparse_linalg
 
 from journeylens.attribution.base import (
@@ -201,12 +202,39 @@ def _solve(
     keep = np.column_stack([np.ones(n, dtype=bool), ~layout.contains])
     solver = _solve_dense if n <= DENSE_LIMIT else _solve_iterative
     start = solver(q, rhs, keep)  # (columns, 2)
+    removed = start[1:].copy()
+    # a channel none of whose states lies on a walk from start to (conversion) loses nothing when removed: say so
+    # exactly, rather than with the rounding of a second solve
+    removed[~_carries(q, layout.contains, conv_end > 0), 0] = start[0, 0]
+    removed[~_carries(q, layout.contains, value_end > 0), 1] = start[0, 1]
     return _Solution(
         probability=float(start[0, 0]),
         value=float(start[0, 1]),
-        removed_probability=start[1:, 0],
-        removed_value=start[1:, 1],
+        removed_probability=removed[:, 0],
+        removed_value=removed[:, 1],
     )
+
+
+def _carries(q: sparse.csr_matrix, contains: np.ndarray, pays: np.ndarray) -> np.ndarray:
+    """Per channel: whether one of its states is reachable from start and can reach a state in ``pays``."""
+    n = q.shape[0]
+    graph = sparse.csr_matrix(((q.data > 0).astype(np.float64), q.indices, q.indptr), shape=(n, n))
+    graph.eliminate_zeros()
+    reached = np.zeros(n, dtype=bool)
+    reached[csgraph.breadth_first_order(graph, 0, return_predecessors=False)] = True
+    # backwards from every paying state: a virtual node n pointing at them, on the reversed graph
+    sources = np.flatnonzero(pays)
+    reverse = sparse.vstack(
+        [
+            graph.T.tocsr(),
+            sparse.csr_matrix((np.ones(len(sources)), (np.zeros(len(sources)), sources)), shape=(1, n)),
+        ]
+    )
+    reverse = sparse.hstack([reverse, sparse.csr_matrix((n + 1, 1))]).tocsr()
+    pays_off = np.zeros(n + 1, dtype=bool)
+    pays_off[csgraph.breadth_first_order(reverse, n, return_predecessors=False)] = True
+    on_the_way = reached & pays_off[:n]
+    return (contains & on_the_way[:, None]).any(axis=0)
 
 
 def _solve_dense(q: sparse.csr_matrix, rhs: np.ndarray, keep: np.ndarray) -> np.ndarray:
