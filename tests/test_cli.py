@@ -77,3 +77,31 @@ def test_bad_option_values_are_one_line_errors(tmp_path, write):
     result = run("ingest", path, "-w", tmp_path / "ws", "--timezone", "Mars/Olympus")
     assert result.exit_code == 2
     assert "time zone 'Mars/Olympus' is unknown" in result.output
+
+
+def test_attribution_from_a_path_file(tmp_path, write):
+    # one path "a > b" converting twice (value 10 each time) and one path "b" that never converts.
+    # Linear: each conversion's 1 unit splits 0.5/0.5 over a and b -> a 1.0, b 1.0; value 10 and 10.
+    paths = write("p.csv", 'path,conversions,value,nulls\n"a > b",2,20,0\nb,0,0,3\n')
+    result = run("attribution", "--paths", paths, "--sep", ">", "--model", "linear", "--format", "json")
+    assert result.exit_code == 0, result.output
+    rows = {r["channel"]: (r["attributed_conversions"], r["attributed_value"]) for r in json.loads(result.output)}
+    assert rows == {"a": (1.0, 10.0), "b": (1.0, 10.0)}
+
+
+def test_attribution_markov_columns_and_missing_file(tmp_path, write):
+    # order-1 chain: start->a 2/5, start->b 3/5, a->b 1, b->conversion 2/5 (2 of 5 visits), b->null 3/5.
+    # P(conv) = 2/5*1*2/5 + 3/5*2/5 = 2/5.  Without a: start->a goes to null, P = 3/5*2/5 = 6/25,
+    # removal effect 1 - (6/25)/(2/5) = 0.4.  Without b: P = 0, effect 1.  Credit 2 conversions 0.4:1 ->
+    # a = 2*0.4/1.4 = 4/7, b = 10/7; value 20 split the same way: a 40/7, b 100/7.
+    paths = write("p.csv", 'path,conversions,value,nulls\n"a > b",2,20,0\nb,0,0,3\n')
+    result = run("attribution", "--paths", paths, "--model", "markov", "--format", "csv")
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    assert lines[0].startswith("channel,removal_effect,attributed_conversions,attributed_value")
+    rows = [[float(x) for x in line.split(",")[1:4]] for line in lines[1:]]
+    expected = [[0.4, 4 / 7, 40 / 7], [1.0, 10 / 7, 100 / 7]]
+    assert [line.split(",")[0] for line in lines[1:]] == ["a", "b"]
+    assert all(abs(x - y) < 1e-9 for row, exp in zip(rows, expected, strict=True) for x, y in zip(row, exp, strict=True))
+    missing = run("attribution", "--paths", tmp_path / "none.csv")
+    assert missing.exit_code == 2 and "no such file" in missing.output

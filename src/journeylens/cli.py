@@ -458,6 +458,68 @@ def ibis_desc(column: str) -> Any:
     return ibis.desc(column)
 
 
+# -- attribution --------------------------------------------------------------------------------
+
+
+@app.command()
+def attribution(
+    workspace: WorkspaceOpt = DEFAULT_WS,
+    paths: Annotated[Path | None, typer.Option("--paths", help="An aggregated path file (CSV) instead of the workspace.")] = None,
+    sep: Annotated[str, typer.Option("--sep", help="Separator between channels in --paths.")] = ">",
+    path_col: Annotated[str, typer.Option("--path-column", help="Column of the paths in --paths.")] = "path",
+    conv_col: Annotated[str, typer.Option("--conversions-column")] = "conversions",
+    value_col: Annotated[str, typer.Option("--value-column")] = "value",
+    null_col: Annotated[str, typer.Option("--nulls-column")] = "nulls",
+    model: Annotated[str, typer.Option("--model", "-m", help="first_touch, last_touch, linear, time_decay, position_based, markov, shapley, or all.")] = "markov",
+    order: Annotated[int | None, typer.Option("--order", help="Markov chain order (1-4).")] = None,
+    key: Annotated[str, typer.Option("--key", help="Credit by channel, touchpoint, content_type or phase (workspace only).")] = "channel",
+    target: Annotated[str, typer.Option("--target", help="conversions or value.")] = "conversions",
+    lookback: Annotated[float | None, typer.Option("--lookback", help="Only touches within N days before the conversion (workspace).")] = None,
+    bootstrap: Annotated[int, typer.Option("--bootstrap", help="Bootstrap resamples for confidence intervals (0 = none).")] = 0,
+    journey_type: Annotated[list[str] | None, typer.Option("--journey-type", help="Journey types (default: purchase).")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
+) -> None:
+    """Which channels earn the conversions: one row per channel (all models side by side with --model all)."""
+    check_format(fmt)
+    from journeylens.attribution import MODELS, attribute, read_paths, read_touches
+    from journeylens.attribution.base import Bootstrap
+
+    with user_errors():
+        if paths is not None:
+            if not paths.exists():
+                raise fail(f"{paths}: no such file")
+            import pandas as pd
+
+            table = read_paths(pd.read_csv(paths), sep=sep, path_col=path_col, conv_col=conv_col, value_col=value_col, null_col=null_col)
+            source = f"{paths.name}"
+        else:
+            from journeylens.attribution import workspace as ws_attribution
+
+            ws = open_workspace(workspace, read_only=True)
+            try:
+                touches = ws_attribution.touches(ws, key=key, journey_types=journey_type)
+            finally:
+                ws.close()
+            table = read_touches(touches.to_pandas())
+            source = f"workspace {workspace}, credit by {key}"
+        names = list(MODELS) if model == "all" else [m.strip() for m in model.split(",")]
+        if paths is not None and model == "all":
+            names = [n for n in names if not MODELS[n].needs_timestamps]
+        options: dict[str, Any] = {"target": target}
+        if order is not None:
+            options["order"] = order
+        if lookback is not None:
+            options["lookback_days"] = lookback
+        if bootstrap:
+            options["bootstrap"] = Bootstrap(n=bootstrap)
+        frame = attribute(table, models=names, layout="long", **options)
+    if len(names) == 1:
+        frame = frame.drop(columns=["model"]).dropna(axis=1, how="all")
+    first = [c for c in ("model", "channel", "removal_effect", "attributed_conversions", "attributed_value") if c in frame.columns]
+    frame = frame[first + [c for c in frame.columns if c not in first]]
+    print_frame(frame, fmt, title=f"attribution ({', '.join(names)}; {source})")
+
+
 # -- demo ---------------------------------------------------------------------------------------
 
 
