@@ -563,6 +563,17 @@ def demo(
     console.print(f"\nnext: [bold]journeylens journeys -w {workspace}[/]")
 
 
+def _register_commands() -> None:
+    """Commands defined beside their subject (analyses, server, report), added to the one app."""
+    from journeylens.analyses import cli_funnels, cli_insights
+
+    for module in (cli_funnels, cli_insights):
+        module.register(app)
+
+
+_register_commands()
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

@@ -96,6 +96,6 @@ def test_fast_replicates_equal_refitting(model):
     nulls = rng.poisson(prepared.nulls, size=(6, prepared.n_rows)).astype(float)
     value = conv * 3.0
     model._validate_params()
-    fast = model._replicates(prepared, conv, value, nulls)
-    slow = AttributionModel._replicates(model, prepared, conv, value, nulls)
+    fast = model._replicator(prepared)(conv, value, nulls)
+    slow = AttributionModel._replicator(model, prepared)(conv, value, nulls)
     assert fast == pytest.approx(slow, abs=1e-9)

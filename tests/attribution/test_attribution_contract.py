@@ -101,3 +101,18 @@ def test_bootstrap_adds_an_interval(name):
     frame = model.credits_
     assert list(frame.columns[-2:]) == ["ci_low", "ci_high"]
     assert (frame["ci_low"] <= frame["ci_high"] + 1e-12).all()
+
+
+EMPTY_PATHS = pd.DataFrame({"path": pd.Series([], dtype=str), "conversions": [], "value": [], "nulls": []})
+NO_CONVERSIONS = pd.DataFrame(
+    {"path": ["a > b", "b"], "conversions": [0, 0], "value": [0.0, 0.0], "nulls": [3, 1]}
+)
+
+
+@pytest.mark.parametrize("name", sorted(set(MODELS) - {"time_decay"}))
+def test_empty_input_and_no_conversions(name):
+    assert MODELS[name](bootstrap=Bootstrap(n=3)).fit(EMPTY_PATHS).credits_.empty
+    frame = MODELS[name](bootstrap=Bootstrap(n=3)).fit(NO_CONVERSIONS).credits_
+    assert list(frame["channel"]) == ["a", "b"]
+    numbers = frame.drop(columns="channel").to_numpy()
+    assert (numbers == 0).all()

@@ -60,7 +60,9 @@ def touchpoint_rows(people: People, *, import_id: int = 1) -> list[dict[str, Any
             extra = dict(rest[0]) if rest else {}
             unknown = set(extra) - set(columns)
             if unknown:
-                raise ValueError(f"{person}[{i}]: unknown columns {sorted(unknown)}; expected some of {columns}")
+                raise ValueError(
+                    f"{person}[{i}]: unknown columns {sorted(unknown)}; expected some of {columns}"
+                )
             row: dict[str, Any] = dict.fromkeys(columns)
             row.update(
                 event_id=f"{person}-{i:03d}",
@@ -71,7 +73,9 @@ def touchpoint_rows(people: People, *, import_id: int = 1) -> list[dict[str, Any
             )
             row.update(extra)
             content = {k: row[k] for k in columns if k not in ("row_hash", "import_id")}
-            row["row_hash"] = hashlib.sha256(json.dumps(content, default=str, sort_keys=True).encode()).hexdigest()[:16]
+            row["row_hash"] = hashlib.sha256(
+                json.dumps(content, default=str, sort_keys=True).encode()
+            ).hexdigest()[:16]
             row["import_id"] = import_id
             rows.append(row)
     return rows
@@ -81,7 +85,9 @@ def touchpoint_table(people: People, *, import_id: int = 1) -> pa.Table:
     return pa.Table.from_pylist(touchpoint_rows(people, import_id=import_id), schema=TOUCHPOINTS_SCHEMA)
 
 
-def make_workspace(backend: ibis.BaseBackend, people: People, *, personas: Mapping[str, str] | None = None) -> Workspace:
+def make_workspace(
+    backend: ibis.BaseBackend, people: People, *, personas: Mapping[str, str] | None = None
+) -> Workspace:
     """A workspace on ``backend`` holding ``people`` (touchpoints) and every person id in it (persons)."""
     table = touchpoint_table(people)
     person_ids = sorted({p for p in table.column("person_id").to_pylist() if p is not None})
@@ -163,7 +169,9 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ibis.Bas
 
 
 @pytest.fixture(scope="module", params=ENGINES)
-def module_backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ibis.BaseBackend]:
+def module_backend(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ibis.BaseBackend]:
     """A clean Ibis connection shared by one module's tests (a workspace built once, read by many)."""
     with _connection(request.param, request, tmp_path_factory.mktemp("module-backend")) as con:
         yield con

@@ -65,9 +65,19 @@ SECONDS_PER_DAY = 86_400
 # -- shared by the analyses (funnel, touchpoints, paths) ----------------------------------------------------
 
 #: breakdowns read from the ``journeys`` table; anything else is looked up in ``persons``
-JOURNEY_BREAKDOWNS = ("persona", "journey_type", "involvement", "first_channel", "last_channel", "status", "repeat")
+JOURNEY_BREAKDOWNS = (
+    "persona",
+    "journey_type",
+    "involvement",
+    "first_channel",
+    "last_channel",
+    "status",
+    "repeat",
+)
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|secs|m|min|mins|h|hr|hrs|d|day|days|w|wk|weeks?)\s*$", re.I)
+_DURATION = re.compile(
+    r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|secs|m|min|mins|h|hr|hrs|d|day|days|w|wk|weeks?)\s*$", re.I
+)
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3_600, "d": SECONDS_PER_DAY, "w": 7 * SECONDS_PER_DAY}
 
 
@@ -100,10 +110,14 @@ def breakdown_column(ws: Workspace, table: ir.Table, name: str | None, *, journe
         return out.drop("_bk_jid")
     persons = ws.persons
     if name not in persons.columns or name == "person_id":
-        allowed = [*(JOURNEY_BREAKDOWNS if journeys else ()), *(c for c in persons.columns if c != "person_id")]
+        allowed = [
+            *(JOURNEY_BREAKDOWNS if journeys else ()),
+            *(c for c in persons.columns if c != "person_id"),
+        ]
         allowed = list(dict.fromkeys(allowed))
         raise SpecError(
-            f"breakdown: unknown column '{name}'; expected one of {', '.join(allowed)}", code="unknown_breakdown"
+            f"breakdown: unknown column '{name}'; expected one of {', '.join(allowed)}",
+            code="unknown_breakdown",
         )
     p = persons.select(_bk_pid="person_id", _breakdown=persons[name].cast("string"))
     out = table.left_join(p, table.person_id == p._bk_pid)
@@ -188,9 +202,13 @@ class PhaseFunnelSpec(Spec):
 
     kind: ClassVar[str] = "phase_funnel"
 
-    model: str | None = Field(default=None, description="phase model (default: the one the workspace was built with)")
+    model: str | None = Field(
+        default=None, description="phase model (default: the one the workspace was built with)"
+    )
     journey_types: list[str] | None = Field(default=["purchase"], description="journey types (None: all)")
-    breakdown: str | None = Field(default=None, description="persona, journey_type, involvement, first_channel, … or a persons column")
+    breakdown: str | None = Field(
+        default=None, description="persona, journey_type, involvement, first_channel, … or a persons column"
+    )
     compare_periods: list[Period] | None = Field(
         default=None, description="two (start, end) periods of journey start, side by side"
     )
@@ -254,56 +272,64 @@ def _funnel_journeys(ws: Workspace, spec: PhaseFunnelSpec) -> ir.Table:
     if not spec.compare_periods:
         return j.mutate(_period=ibis.null("string"))
     parts = [
-        j.filter((j.start >= _ts(start)) & (j.start < _ts(end))).mutate(_period=ibis.literal(period_label((start, end))))
+        j.filter((j.start >= _ts(start)) & (j.start < _ts(end))).mutate(
+            _period=ibis.literal(period_label((start, end)))
+        )
         for start, end in spec.compare_periods
     ]
     return ibis.union(*parts)
 
 
-def _journey_phase_rows(ws: Workspace, spec: PhaseFunnelSpec, journeys: ir.Table) -> ir.Table:
-    pm, stored, _ = phase_model_for(ws, spec.model)
-    if stored:
+def _journey_phase_rows(ws: Workspace, model: _Model, journeys: ir.Table) -> ir.Table:
+    if model.stored:
         jp = ws.journey_phases
     else:
         from journeylens.journeys.build import journey_phases
 
         jt = ws.journey_touchpoints
         jt = jt.semi_join(journeys.select("journey_id"), "journey_id")
-        jp = journey_phases(phased_touchpoints(ws, jt, pm, stored))
+        jp = journey_phases(phased_touchpoints(ws, jt, model.pm, model.stored))
     return jp.select("journey_id", "phase_index", "seconds_in_phase")
 
 
-def phase_funnel_expr(ws: Workspace, spec: PhaseFunnelSpec) -> ir.Table:
-    """Per (period, breakdown, phase): reached, visited, median and p90 days in the phase."""
-    pm, _, _ = phase_model_for(ws, spec.model)
-    phases = phase_names_for(ws, pm)
+class _Model:
+    """The phase model an analysis uses, resolved once (reading the last build is a query)."""
+
+    def __init__(self, ws: Workspace, name: str | None) -> None:
+        self.pm, self.stored, self.name = phase_model_for(ws, name)
+        self.phases = phase_names_for(ws, self.pm)
+
+
+def phase_funnel_expr(ws: Workspace, spec: PhaseFunnelSpec, model: _Model | None = None) -> ir.Table:
+    """Per (period, breakdown, phase): reached, visited, median and p90 days in the phase.
+
+    Phase index -1 is every journey of the group (``reached`` = all journeys, ``visited`` = those with a
+    phase): the totals come back in the same query.
+    """
+    model = model or _Model(ws, spec.model)
     j = _funnel_journeys(ws, spec).select("journey_id", "_period", "_breakdown")
-    jp = _journey_phase_rows(ws, spec, j)
+    jp = _journey_phase_rows(ws, model, j)
     furthest = jp.group_by("journey_id").aggregate(_furthest=jp.phase_index.max())
     furthest = furthest.rename(_fjid="journey_id")
-    jj = j.join(furthest, j.journey_id == furthest._fjid).drop("_fjid")
+    jj = j.left_join(furthest, j.journey_id == furthest._fjid)
+    jj = jj.mutate(_has=jj._fjid.notnull().cast("int64")).drop("_fjid")
     ph = ibis.memtable(
-        pa.table({"_phase_index": pa.array(range(len(phases)), pa.int64()), "phase": [n for n, _ in phases]})
+        pa.table(
+            {
+                "_phase_index": pa.array(range(-1, len(model.phases)), pa.int64()),
+                "phase": [None, *(n for n, _ in model.phases)],
+            }
+        )
     )
-    reached = jj.join(ph, jj._furthest >= ph._phase_index)
+    reached = jj.join(ph, (ph._phase_index == -1) | (jj._furthest >= ph._phase_index))
     jp2 = jp.rename(_pjid="journey_id", _pidx="phase_index")
     r = reached.left_join(jp2, (reached.journey_id == jp2._pjid) & (reached._phase_index == jp2._pidx))
     days = r.seconds_in_phase.cast("float64") / SECONDS_PER_DAY
     return r.group_by(["_period", "_breakdown", "_phase_index", "phase"]).aggregate(
         reached=r.count(),
-        visited=r.seconds_in_phase.count(),
+        visited=ibis.ifelse(r._phase_index == -1, r._has, r.seconds_in_phase.notnull().cast("int64")).sum(),
         median_days_in_phase=quantile(days, 0.5),
         p90_days_in_phase=quantile(days, 0.9),
-    )
-
-
-def _phase_totals_expr(ws: Workspace, spec: PhaseFunnelSpec) -> ir.Table:
-    j = _funnel_journeys(ws, spec)
-    jp = _journey_phase_rows(ws, spec, j.select("journey_id"))
-    has = jp.select(_hjid="journey_id").distinct()
-    jj = j.left_join(has, j.journey_id == has._hjid)
-    return jj.group_by(["_period", "_breakdown"]).aggregate(
-        journeys=jj.count(), with_phase=jj._hjid.count()
     )
 
 
@@ -325,12 +351,14 @@ PHASE_FUNNEL_COLUMNS = [
 
 
 def run_phase_funnel(ws: Workspace, spec: PhaseFunnelSpec) -> PhaseFunnelResult:
-    pm, stored, name = phase_model_for(ws, spec.model)
-    phases = phase_names_for(ws, pm)
-    table, sql = execute(phase_funnel_expr(ws, spec))
-    totals, _ = execute(_phase_totals_expr(ws, spec))
+    model = _Model(ws, spec.model)
+    phases = model.phases
+    table, sql = execute(phase_funnel_expr(ws, spec, model))
     got = {(r["_period"], r["_breakdown"], r["_phase_index"]): r for r in pylist(table)}
-    groups = sorted({(r["_period"], r["_breakdown"]) for r in pylist(totals)}, key=lambda g: (_sort_key(g[0]), _sort_key(g[1])))
+    totals = [r for r in pylist(table) if r["_phase_index"] == -1]
+    groups = sorted(
+        {(r["_period"], r["_breakdown"]) for r in totals}, key=lambda g: (_sort_key(g[0]), _sort_key(g[1]))
+    )
     if spec.compare_periods:
         labels = [period_label(p) for p in spec.compare_periods]
         breakdowns = sorted({g[1] for g in groups}, key=_sort_key) or [None]
@@ -364,24 +392,43 @@ def run_phase_funnel(ws: Workspace, spec: PhaseFunnelSpec) -> PhaseFunnelResult:
             prev = reached
     schema = pa.schema(PHASE_FUNNEL_COLUMNS)
     out = pa.Table.from_pylist(rows, schema=schema)
-    keep = [c for c in out.column_names if not (c == "period" and not spec.compare_periods) and not (c == "breakdown" and spec.breakdown is None)]
+    keep = [
+        c
+        for c in out.column_names
+        if not (c == "period" and not spec.compare_periods)
+        and not (c == "breakdown" and spec.breakdown is None)
+    ]
     out = out.select(keep)
     tot_rows = [
-        {"period": r["_period"], "breakdown": r["_breakdown"], "journeys": int(r["journeys"]), "with_phase": int(r["with_phase"])}
-        for r in sorted(pylist(totals), key=lambda r: (_sort_key(r["_period"]), _sort_key(r["_breakdown"])))
+        {
+            "period": r["_period"],
+            "breakdown": r["_breakdown"],
+            "journeys": int(r["reached"]),
+            "with_phase": int(r["visited"]),
+        }
+        for r in sorted(totals, key=lambda r: (_sort_key(r["_period"]), _sort_key(r["_breakdown"])))
     ]
     extra: dict[str, Any] = {
-        "model": name,
-        "stored_phases": stored,
+        "model": model.name,
+        "stored_phases": model.stored,
         "phases": [n for n, _ in phases],
         "breakdown": spec.breakdown,
         "totals": pa.Table.from_pylist(
             tot_rows,
-            schema=pa.schema([("period", pa.string()), ("breakdown", pa.string()), ("journeys", pa.int64()), ("with_phase", pa.int64())]),
+            schema=pa.schema(
+                [
+                    ("period", pa.string()),
+                    ("breakdown", pa.string()),
+                    ("journeys", pa.int64()),
+                    ("with_phase", pa.int64()),
+                ]
+            ),
         ),
     }
     if spec.compare_periods:
-        extra["comparison"] = _compare(rows, [period_label(p) for p in spec.compare_periods], spec.breakdown is not None)
+        extra["comparison"] = _compare(
+            rows, [period_label(p) for p in spec.compare_periods], spec.breakdown is not None
+        )
     return PhaseFunnelResult(spec, out, sql=sql, extra=extra)
 
 
@@ -390,7 +437,9 @@ def _compare(rows: list[dict[str, Any]], labels: list[str], with_breakdown: bool
     by_key: dict[tuple[Any, int], dict[str, Any]] = {}
     for r in rows:
         key = (r["breakdown"], r["phase_index"])
-        out = by_key.setdefault(key, {"breakdown": r["breakdown"], "phase_index": r["phase_index"], "phase": r["phase"]})
+        out = by_key.setdefault(
+            key, {"breakdown": r["breakdown"], "phase_index": r["phase_index"], "phase": r["phase"]}
+        )
         suffix = "a" if r["period"] == a else "b"
         out[f"reached_{suffix}"] = r["reached"]
         out[f"conversion_from_first_{suffix}"] = r["conversion_from_first"]
@@ -493,7 +542,9 @@ class FunnelSpec(Spec):
     kind: ClassVar[str] = "funnel"
 
     steps: list[FunnelStep]
-    window: str | None = Field(default=None, description="overall conversion window from the first step, e.g. 7d")
+    window: str | None = Field(
+        default=None, description="overall conversion window from the first step, e.g. 7d"
+    )
     order: Literal["loose", "strict"] = "loose"
     by: Literal["person", "journey"] = "person"
     exclusions: list[FunnelExclusion] = []
@@ -510,7 +561,9 @@ class FunnelSpec(Spec):
         if value[-1].optional:
             raise ValueError("funnel_optional_last: the last step cannot be optional")
         if value[0].within is not None:
-            raise ValueError("funnel_within_first: the first step has no previous step; 'within' applies from step 2")
+            raise ValueError(
+                "funnel_within_first: the first step has no previous step; 'within' applies from step 2"
+            )
         return value
 
     @field_validator("window")
@@ -582,7 +635,11 @@ def _feasible(spec: FunnelSpec, base: ir.Table) -> list[ir.Table]:
     ranges = [ex.between or (1, n) for ex in spec.exclusions]
 
     first = base.filter(base._m0)
-    feasible = [first.select("_e", "_pos", "_ts", _start=first._ts, _prev=ibis.null("int64"), **{c: first[c] for c in exc_cols})]
+    feasible = [
+        first.select(
+            "_e", "_pos", "_ts", _start=first._ts, _prev=ibis.null("int64"), **{c: first[c] for c in exc_cols}
+        )
+    ]
     frontier = feasible[0].drop("_prev")
     for k in range(1, n):
         cand = base.filter(base[f"_m{k}"])
@@ -643,7 +700,9 @@ def _entity_steps(ws: Workspace, spec: FunnelSpec) -> ir.Table:
     feasible = _feasible(spec, _funnel_base(ws, spec))
     parts = []
     for k, f in enumerate(feasible):
-        g = f.group_by("_e").aggregate(_reached_at=f._ts.min(), _prev_at=f._prev.min(), _start_at=f._start.min())
+        g = f.group_by("_e").aggregate(
+            _reached_at=f._ts.min(), _prev_at=f._prev.min(), _start_at=f._start.min()
+        )
         parts.append(g.mutate(_step=ibis.literal(k + 1, "int64")))
     return ibis.union(*parts)
 
@@ -654,7 +713,9 @@ def funnel_expr(ws: Workspace, spec: FunnelSpec) -> ir.Table:
     es = es.mutate(**{_entity_key(spec): es._e})
     es = breakdown_column(ws, es, spec.breakdown, journeys=spec.by == "journey")
     from_prev = (es._reached_at - es._prev_at).cast("float64")
-    from_first = (es._reached_at - es._start_at).cast("float64")
+    from_first = ibis.ifelse(
+        es._step == 1, ibis.null("float64"), (es._reached_at - es._start_at).cast("float64")
+    )
     return es.group_by(["_breakdown", "_step"]).aggregate(
         count=es.count(),
         median_seconds=quantile(from_prev, 0.5),
@@ -700,7 +761,9 @@ def run_funnel(ws: Workspace, spec: FunnelSpec) -> FunnelResult:
                     "label": step.title,
                     "optional": step.optional,
                     "count": count,
-                    "conversion_from_previous": (1.0 if count else None) if k == 1 else ratio(count, last_required),
+                    "conversion_from_previous": (1.0 if count else None)
+                    if k == 1
+                    else ratio(count, last_required),
                     "conversion_from_first": ratio(count, first),
                     "dropped": 0 if k == 1 else (last_required or 0) - count,
                     "median_seconds": r.get("median_seconds"),
@@ -721,7 +784,10 @@ def dropped_off(ws: Workspace, spec: FunnelSpec, step: int) -> list[str]:
     """The ids (persons or journeys, per ``spec.by``) that reached step ``step`` (1-based) but not the next."""
     n = len(spec.steps)
     if not 1 <= step < n:
-        raise SpecError(f"dropped_off: step must be between 1 and {n - 1} (the last step has no next one); got {step}", code="invalid_step")
+        raise SpecError(
+            f"dropped_off: step must be between 1 and {n - 1} (the last step has no next one); got {step}",
+            code="invalid_step",
+        )
     es = _entity_steps(ws, spec)
     here = es.filter(es._step == step).select("_e")
     nxt = es.filter(es._step == step + 1).select(_n="_e")

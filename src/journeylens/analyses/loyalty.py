@@ -86,10 +86,11 @@ class LoyaltyResult(Result):
 
     def metric(self, name: str) -> float:
         """One headline figure by name, e.g. ``result.metric("repeat_purchase_rate")``."""
-        rows = self.table.filter(pa.compute.equal(self.table["metric"], name)).to_pylist()
+        rows = [r for r in self.table.select(["metric", "value"]).to_pylist() if r["metric"] == name]
         if not rows:
-            raise KeyError(name)
-        return float(rows[0]["value"])
+            raise KeyError(f"no metric {name!r}; expected one of {', '.join(self.table['metric'].to_pylist())}")
+        value = rows[0]["value"]
+        return float("nan") if value is None else float(value)
 
 
 # -- in the engine ----------------------------------------------------------------------------------------

@@ -300,11 +300,21 @@ def run(ws: Workspace, spec: PersonasSpec) -> PersonasResult:
     selection = []
     fits: dict[int, tuple[np.ndarray, np.ndarray, float]] = {}
     for k in ks:
-        fits[k] = kmeans(z, k, seed=spec.seed, n_init=spec.n_init)
+        try:
+            fits[k] = kmeans(z, k, seed=spec.seed, n_init=spec.n_init)
+        except SpecError:
+            if len(ks) == 1:
+                raise
+            # fewer distinct behaviours than k: this k cannot be fitted, the others may
+            selection.append({"k": k, "silhouette": float("nan"), "inertia": float("nan")})
+            continue
         score = silhouette(z[:m], fits[k][1][:m]) if len(ks) > 1 else float("nan")
         selection.append({"k": k, "silhouette": score, "inertia": fits[k][2]})
+    if not fits:
+        raise SpecError(f"personas: k-means found no {ks[0]}..{ks[-1]} non-empty clusters in {len(z)} persons")
     if len(ks) > 1:
-        k = max(selection, key=lambda r: (np.nan_to_num(r["silhouette"], nan=-2.0), -r["k"]))["k"]
+        fitted = [r for r in selection if r["k"] in fits]
+        k = max(fitted, key=lambda r: (np.nan_to_num(r["silhouette"], nan=-2.0), -r["k"]))["k"]
     else:
         k = ks[0]
     for row in selection:

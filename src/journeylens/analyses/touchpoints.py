@@ -41,7 +41,12 @@ if TYPE_CHECKING:
     from journeylens.store import Workspace
 
 #: the rule of thumb users quote (DOMAIN.md): share of purchases at the 1st and 4th contact, mean contacts
-REFERENCE: dict[str, Any] = {"share_at_1": 0.02, "share_at_4": 0.10, "mean_contacts_low": 5.0, "mean_contacts_high": 8.0}
+REFERENCE: dict[str, Any] = {
+    "share_at_1": 0.02,
+    "share_at_4": 0.10,
+    "mean_contacts_low": 5.0,
+    "mean_contacts_high": 8.0,
+}
 REFERENCE_SHARES = {1: REFERENCE["share_at_1"], 4: REFERENCE["share_at_4"]}
 
 
@@ -51,8 +56,12 @@ class TouchpointsSpec(Spec):
     kind: ClassVar[str] = "touchpoints"
 
     scope: Literal["person", "journey"] = "person"
-    journey_type: str = Field(default="purchase", description="the journey type whose conversion is the purchase")
-    breakdown: str | None = Field(default=None, description="persona, involvement, first_channel, … or a persons column")
+    journey_type: str = Field(
+        default="purchase", description="the journey type whose conversion is the purchase"
+    )
+    breakdown: str | None = Field(
+        default=None, description="persona, involvement, first_channel, … or a persons column"
+    )
     filters: Filters = Filters()
 
 
@@ -72,7 +81,11 @@ def purchases_expr(ws: Workspace, spec: TouchpointsSpec) -> ir.Table:
     """One row per purchase counted: _breakdown, contact_number, days (all per-event work in the engine)."""
     if spec.scope == "journey":
         j = spec.filters.journeys(ws)
-        j = j.filter((j.journey_type == spec.journey_type) & j.purchase_contact_number.notnull() & j.converted_at.notnull())
+        j = j.filter(
+            (j.journey_type == spec.journey_type)
+            & j.purchase_contact_number.notnull()
+            & j.converted_at.notnull()
+        )
         j = breakdown_column(ws, j, spec.breakdown, journeys=True)
         days = (seconds(j.converted_at) - seconds(j.start)).cast("float64") / SECONDS_PER_DAY
         return j.select("_breakdown", contact_number=j.purchase_contact_number.cast("int64"), days=days)
@@ -189,5 +202,10 @@ def run(ws: Workspace, spec: TouchpointsSpec) -> TouchpointsResult:
     if spec.breakdown is None:
         out_table = out_table.drop_columns(["breakdown"])
         out_summary = out_summary.drop_columns(["breakdown"])
-    extra = {"summary": out_summary, "scope": spec.scope, "breakdown": spec.breakdown, "reference": dict(REFERENCE)}
+    extra = {
+        "summary": out_summary,
+        "scope": spec.scope,
+        "breakdown": spec.breakdown,
+        "reference": dict(REFERENCE),
+    }
     return TouchpointsResult(spec, out_table, sql=sql, extra=extra)

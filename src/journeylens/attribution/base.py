@@ -31,7 +31,8 @@ Options every model takes:
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self
 
 import numpy as np
@@ -42,6 +43,10 @@ from journeylens.attribution.paths import PathTable, as_path_table
 from journeylens.errors import SpecError
 
 TARGETS = ("conversions", "value")
+_BOOTSTRAP_CELLS = 8e6  # resampled (replicate, row) counts held at once
+
+#: resampled (conversions, value, nulls), each (replicates, rows) -> target credits (replicates, channels)
+Replicator = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 CREDIT_COLUMNS = ("channel", "attributed_conversions", "attributed_value")
 JOURNEY_CREDIT_COLUMNS = ("journey_id", "position", "channel", "attributed_conversions", "attributed_value")
 
@@ -109,6 +114,9 @@ class Credits:
     conversions: np.ndarray  # per channel
     value: np.ndarray  # per channel
     extra: dict[str, np.ndarray]  # more per-channel columns (removal_effect, std_error, ...)
+    learned: dict[str, Any] = field(
+        default_factory=dict
+    )  # model-level learned state, set as attributes by fit
 
 
 class AttributionModel:
@@ -118,6 +126,8 @@ class AttributionModel:
     name: ClassVar[str] = ""
     #: whether the model needs per-touch input with timestamps
     needs_timestamps: ClassVar[bool] = False
+    #: whether non-converting journeys change the credits (the bootstrap skips drawing them when not)
+    uses_nulls: bool = True
 
     target: str
     include_nulls: bool
@@ -196,11 +206,9 @@ class AttributionModel:
         self.total_value_ = table.total_value
         self.unattributed_conversions_ = table.unattributed_conversions
         self.unattributed_value_ = table.unattributed_value
-        self._after_fit(table)
+        for name, value in credits.learned.items():
+            setattr(self, name, value)
         return self
-
-    def _after_fit(self, table: PathTable) -> None:
-        """Hook for model-specific learned state."""
 
     def _credits(self, table: PathTable) -> Credits:
         raise NotImplementedError
@@ -209,19 +217,23 @@ class AttributionModel:
         return None
 
     # ------------------------------------------------------------- bootstrap
-    def _replicates(
-        self, table: PathTable, conversions: np.ndarray, value: np.ndarray, nulls: np.ndarray
-    ) -> np.ndarray:
-        """Target credits per replicate, shape (replicates, channels); counts have shape (replicates, rows).
+    def _replicator(self, table: PathTable) -> Replicator:
+        """A function from resampled counts to target credits, prepared once for all replicates.
 
-        The generic way refits on each resampled table; models override it with something faster.
+        It takes counts of shape (replicates, rows) (conversions, value, nulls) and returns credits of shape
+        (replicates, channels) for the target. This generic one refits on each resampled table; models override it
+        with something faster (a test checks that each equals this one).
         """
         column = "conversions" if self.target == "conversions" else "value"
-        out = np.empty((conversions.shape[0], table.n_channels))
-        for b in range(conversions.shape[0]):
-            credits = self._credits(table.with_counts(conversions[b], value[b], nulls[b]))
-            out[b] = getattr(credits, column)
-        return out
+
+        def refit(conversions: np.ndarray, value: np.ndarray, nulls: np.ndarray) -> np.ndarray:
+            out = np.empty((conversions.shape[0], table.n_channels))
+            for b in range(conversions.shape[0]):
+                credits = self._credits(table.with_counts(conversions[b], value[b], nulls[b]))
+                out[b] = getattr(credits, column)
+            return out
+
+        return refit
 
     def _bootstrap(self, table: PathTable, spec: Bootstrap) -> tuple[np.ndarray, np.ndarray]:
         conv = table.conversions
@@ -232,27 +244,35 @@ class AttributionModel:
                 "numbers; got fractional counts",
                 code="bootstrap_needs_counts",
             )
-        counts = np.concatenate([conv, nulls])
-        present = np.flatnonzero(counts > 0)
-        total = int(counts.sum())
-        if total == 0:
+        journeys = int(conv.sum() + nulls.sum())
+        if journeys == 0:
             zeros = np.zeros(table.n_channels)
             return zeros, zeros
-        probabilities = counts[present] / counts[present].sum()
+        # one multinomial draw of all journeys over (path, outcome), done in two exact steps: how many of the
+        # resampled journeys convert, Binomial(N, C / N), then which paths they follow; the non-converting journeys
+        # are drawn likewise, and only for the models that use them
+        converting = int(conv.sum())
+        conv_rows = np.flatnonzero(conv > 0)
+        null_rows = np.flatnonzero(nulls > 0) if self.uses_nulls else np.zeros(0, dtype=np.int64)
+        conv_p = conv[conv_rows] / max(converting, 1)
+        null_p = nulls[null_rows] / max(journeys - converting, 1)
         value_per_conversion = np.divide(table.value, conv, out=np.zeros_like(conv), where=conv > 0)
         rng = np.random.default_rng(spec.seed)
         rows = table.n_rows
+        replicate = self._replicator(table)
         estimates = np.empty((spec.n, table.n_channels))
-        chunk = max(1, min(spec.n, int(4e7 // max(len(present), 1))))
+        chunk = max(1, min(spec.n, int(_BOOTSTRAP_CELLS // max(rows, 1))))
         for start in range(0, spec.n, chunk):
             size = min(chunk, spec.n - start)
-            draws = np.zeros((size, 2 * rows))
-            draws[:, present] = rng.multinomial(total, probabilities, size=size)
-            new_conv = draws[:, :rows]
-            new_nulls = draws[:, rows:]
-            estimates[start : start + size] = self._replicates(
-                table, new_conv, new_conv * value_per_conversion, new_nulls
-            )
+            drawn = rng.binomial(journeys, converting / journeys, size=size)
+            # column-major, so that the (rows, replicates) transposes the sparse products take are contiguous
+            new_conv = np.zeros((size, rows), order="F")
+            new_nulls = np.zeros((size, rows), order="F")
+            if len(conv_rows):
+                new_conv[:, conv_rows] = rng.multinomial(drawn, conv_p)
+            if len(null_rows):
+                new_nulls[:, null_rows] = rng.multinomial(journeys - drawn, null_p)
+            estimates[start : start + size] = replicate(new_conv, new_conv * value_per_conversion, new_nulls)
         low = np.quantile(estimates, spec.alpha / 2, axis=0)
         high = np.quantile(estimates, 1 - spec.alpha / 2, axis=0)
         return low, high
@@ -261,9 +281,11 @@ class AttributionModel:
 class AdditiveModel(AttributionModel):
     """A model whose credit is a sum over journeys: each journey's conversion is split over its touches.
 
-    Subclasses give the split, ``touch_weights`` (per touch, summing to 1 within each row); credit, the per-touch
+    Non-converting journeys get nothing and change nothing. Subclasses give the split, ``touch_weights`` (per touch, summing to 1 within each row); credit, the per-touch
     credit table and a fast bootstrap (one sparse product for all replicates) follow from it.
     """
+
+    uses_nulls = False
 
     def touch_weights(self, table: PathTable) -> np.ndarray:
         raise NotImplementedError
@@ -301,9 +323,12 @@ class AdditiveModel(AttributionModel):
             }
         )
 
-    def _replicates(
-        self, table: PathTable, conversions: np.ndarray, value: np.ndarray, nulls: np.ndarray
-    ) -> np.ndarray:
-        counts = conversions if self.target == "conversions" else value
-        shares = self.share_matrix(table)
-        return np.asarray((shares.T @ counts.T).T)
+    def _replicator(self, table: PathTable) -> Replicator:
+        shares = self.share_matrix(table).T.tocsr()
+        by_value = self.target == "value"
+
+        def product(conversions: np.ndarray, value: np.ndarray, nulls: np.ndarray) -> np.ndarray:
+            counts = value if by_value else conversions
+            return np.asarray(shares @ counts.T).T
+
+        return product

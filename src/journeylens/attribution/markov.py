@@ -54,7 +54,7 @@ the chain reproduces the observed paths exactly, and such a channel's removal ef
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -66,6 +66,7 @@ from journeylens.attribution.base import (
     AttributionModel,
     Bootstrap,
     Credits,
+    Replicator,
     check_choice,
     check_number,
     param_error,
@@ -312,12 +313,13 @@ def _end_counts(layout: _Layout, table: PathTable) -> tuple[np.ndarray, np.ndarr
     )
 
 
-@dataclass(frozen=True)
-class OrderSelection:
-    """The result of ``Markov.select_order``: the chosen order and the score of every order tried."""
+class OrderSelection(NamedTuple):
+    """The result of ``Markov.select_order``: ``report, order = Markov.select_order(journeys)``."""
 
-    order: int
-    report: pd.DataFrame  # order, heldout_loglik, heldout_loglik_per_journey, n_states
+    report: (
+        pd.DataFrame
+    )  # one row per order tried: order, heldout_loglik, heldout_loglik_per_journey, n_states
+    order: int  # the chosen order
 
 
 class Markov(AttributionModel):
@@ -369,15 +371,19 @@ class Markov(AttributionModel):
     # ------------------------------------------------------------------ fit
     def _credits(self, table: PathTable) -> Credits:
         layout = _layout(table, self.order)
-        self._layout = layout
         solution = self._solve_table(layout, table)
-        self._solution = solution
         effects = _removal_effects(solution.probability, solution.removed_probability)
         value_effects = _removal_effects(solution.value, solution.removed_value)
         return Credits(
             conversions=_shares(effects, table.total_conversions),
             value=_shares(value_effects, table.total_value),
             extra={"removal_effect": effects, "value_removal_effect": value_effects},
+            learned={
+                "conversion_probability_": solution.probability,
+                "value_per_journey_": solution.value,
+                "n_states_": layout.n - 1,
+                "transitions_": _transitions(layout, table),
+            },
         )
 
     @staticmethod
@@ -386,39 +392,35 @@ class Markov(AttributionModel):
         edge_count = np.bincount(layout.edge_of_touch, weight, minlength=len(layout.edge_from))
         return _solve(layout, edge_count, *_end_counts(layout, table))
 
-    def _after_fit(self, table: PathTable) -> None:
-        layout, solution = self._layout, self._solution
-        del self._layout, self._solution
-        self.conversion_probability_ = solution.probability
-        self.value_per_journey_ = solution.value
-        self.n_states_ = layout.n - 1
-        self.transitions_ = _transitions(layout, table)
-
-    def _replicates(
-        self, table: PathTable, conversions: np.ndarray, value: np.ndarray, nulls: np.ndarray
-    ) -> np.ndarray:
+    def _replicator(self, table: PathTable) -> Replicator:
         layout = _layout(table, self.order)
         n_rows = table.n_rows
-        rows = np.arange(n_rows)
         incidence = sparse.csr_matrix(
             (np.ones(len(layout.edge_of_touch)), (layout.edge_of_touch, layout.row_of_touch)),
             shape=(len(layout.edge_from), n_rows),
         )
-        ends = sparse.csr_matrix((np.ones(n_rows), (layout.last_state, rows)), shape=(layout.n, n_rows))
-        edge_counts = np.asarray(incidence @ (conversions + nulls).T)
-        conv_end = np.asarray(ends @ conversions.T)
-        null_end = np.asarray(ends @ nulls.T)
-        value_end = np.asarray(ends @ value.T)
-        out = np.empty((conversions.shape[0], table.n_channels))
-        for b in range(conversions.shape[0]):
-            solution = _solve(layout, edge_counts[:, b], conv_end[:, b], null_end[:, b], value_end[:, b])
-            if self.target == "conversions":
-                effects = _removal_effects(solution.probability, solution.removed_probability)
-                out[b] = _shares(effects, float(conversions[b].sum()))
-            else:
-                effects = _removal_effects(solution.value, solution.removed_value)
-                out[b] = _shares(effects, float(value[b].sum()))
-        return out
+        ends = sparse.csr_matrix(
+            (np.ones(n_rows), (layout.last_state, np.arange(n_rows))), shape=(layout.n, n_rows)
+        )
+        by_value = self.target == "value"
+
+        def resolve(conversions: np.ndarray, value: np.ndarray, nulls: np.ndarray) -> np.ndarray:
+            edge_counts = np.asarray(incidence @ (conversions + nulls).T)
+            conv_end = np.asarray(ends @ conversions.T)
+            null_end = np.asarray(ends @ nulls.T)
+            value_end = np.asarray(ends @ value.T)
+            out = np.empty((conversions.shape[0], table.n_channels))
+            for b in range(conversions.shape[0]):
+                solution = _solve(layout, edge_counts[:, b], conv_end[:, b], null_end[:, b], value_end[:, b])
+                if by_value:
+                    effects = _removal_effects(solution.value, solution.removed_value)
+                    out[b] = _shares(effects, float(value[b].sum()))
+                else:
+                    effects = _removal_effects(solution.probability, solution.removed_probability)
+                    out[b] = _shares(effects, float(conversions[b].sum()))
+            return out
+
+        return resolve
 
     # ----------------------------------------------------- order selection
     @classmethod
@@ -435,7 +437,8 @@ class Markov(AttributionModel):
 
         Journeys (not distinct paths) are split over the folds at random (``seed``); ``params`` are the other
         ``Markov`` parameters (``repeats``, ``include_nulls``, ``lookback_days``, ``key``). The best order is the one
-        with the highest held-out log-likelihood, the lowest order on a tie.
+        with the highest held-out log-likelihood, the lowest order on a tie (and when every journey has the same
+        outcome, since there is then nothing to predict).
         """
         if "order" in params:
             raise param_error(
@@ -497,8 +500,15 @@ class Markov(AttributionModel):
                 }
             )
         report = pd.DataFrame(rows)
-        best = int(report.sort_values(["heldout_loglik", "order"], ascending=[False, True])["order"].iloc[0])
-        return OrderSelection(order=best, report=report)
+        if conv.sum() == 0 or nulls.sum() == 0:
+            best = int(
+                min(orders)
+            )  # one outcome only: nothing to predict, so nothing to gain from a longer history
+        else:
+            best = int(
+                report.sort_values(["heldout_loglik", "order"], ascending=[False, True])["order"].iloc[0]
+            )
+        return OrderSelection(report=report, order=best)
 
 
 def _state_label(symbols: np.ndarray, channels: np.ndarray) -> str:

@@ -338,6 +338,8 @@ def read_paths(
     table = _as_arrow(path_or_df, "paths")
     what = "paths"
     raw_paths = _column(table, path_col, what)
+    if pa.types.is_null(raw_paths.type):  # an empty (or all-missing) column has no type of its own
+        raw_paths = raw_paths.cast(pa.string())
     if not (pa.types.is_string(raw_paths.type) or pa.types.is_large_string(raw_paths.type)):
         raise SpecError(
             f"invalid_paths: column '{path_col}': expected strings of channels joined by {sep!r}, "

@@ -48,6 +48,7 @@ from journeylens.attribution.base import (
     AttributionModel,
     Bootstrap,
     Credits,
+    Replicator,
     check_choice,
     check_number,
 )
@@ -80,9 +81,9 @@ class _Sets:
 
     def aggregate(self, conversions: np.ndarray, value: np.ndarray, nulls: np.ndarray) -> None:
         n = len(self.offsets) - 1
-        self.conversions = np.bincount(self.inverse, conversions, minlength=n)
-        self.value = np.bincount(self.inverse, value, minlength=n)
-        self.journeys = np.bincount(self.inverse, conversions + nulls, minlength=n)
+        self.conversions = np.bincount(self.inverse, conversions, minlength=n).astype(np.float64)
+        self.value = np.bincount(self.inverse, value, minlength=n).astype(np.float64)
+        self.journeys = np.bincount(self.inverse, conversions + nulls, minlength=n).astype(np.float64)
 
     def masks(self) -> np.ndarray:
         if len(self.codes) == 0:
@@ -112,7 +113,7 @@ def _exact_shapley(v: np.ndarray, n: int) -> np.ndarray:
 
 
 def _rate(numerator: np.ndarray, journeys: np.ndarray) -> np.ndarray:
-    return np.divide(numerator, journeys, out=np.zeros_like(numerator), where=journeys > 0)
+    return np.divide(numerator, journeys, out=np.zeros(np.shape(numerator)), where=journeys > 0)
 
 
 class Shapley(AttributionModel):
@@ -158,6 +159,10 @@ class Shapley(AttributionModel):
                 "conversion rate needs the journeys that did not convert. Got include_nulls=False instead.",
                 code="invalid_model_param",
             )
+
+    @property
+    def uses_nulls(self) -> bool:  # type: ignore[override]
+        return self.value_function == "conversion_rate"
 
     @property
     def _closed_form(self) -> bool:
@@ -278,17 +283,23 @@ class Shapley(AttributionModel):
             }
         )
 
-    def _replicates(
-        self, table: PathTable, conversions: np.ndarray, value: np.ndarray, nulls: np.ndarray
-    ) -> np.ndarray:
-        counts = conversions if self.target == "conversions" else value
+    def _replicator(self, table: PathTable) -> Replicator:
+        by_value = self.target == "value"
         if self._closed_form:
-            return np.asarray((self.share_matrix(table).T @ counts.T).T)
+            shares = self.share_matrix(table).T.tocsr()
+
+            def product(conversions: np.ndarray, value: np.ndarray, nulls: np.ndarray) -> np.ndarray:
+                return np.asarray(shares @ (value if by_value else conversions).T).T
+
+            return product
         sets = _Sets(table)
-        out = np.empty((conversions.shape[0], table.n_channels))
-        column = "conversions" if self.target == "conversions" else "value"
-        for b in range(conversions.shape[0]):
-            sets.aggregate(conversions[b], value[b], nulls[b])
-            credits = self._exact_rate(sets) if self.n_samples is None else self._sampled(sets)
-            out[b] = getattr(credits, column)
-        return out
+
+        def regame(conversions: np.ndarray, value: np.ndarray, nulls: np.ndarray) -> np.ndarray:
+            out = np.empty((conversions.shape[0], table.n_channels))
+            for b in range(conversions.shape[0]):
+                sets.aggregate(conversions[b], value[b], nulls[b])
+                credits = self._exact_rate(sets) if self.n_samples is None else self._sampled(sets)
+                out[b] = credits.value if by_value else credits.conversions
+            return out
+
+        return regame

@@ -164,13 +164,16 @@ def split_journeys(t: ir.Table, jm: JourneyModel, *, stage: Any = None) -> ir.Ta
         _gap_start=ibis.ifelse(t._default, gap_start, seg_start).cast("int64"),
         _prev_end=t._ends.lag().over(w).fill_null(False),
     )
+    t = t.mutate(_end_start=t._default & t._prev_end)
     cw = ibis.cumulative_window(group_by=[t.person_key, t.journey_type], order_by=[t.timestamp, t.event_id])
-    t = t.mutate(_gseg=t._gap_start.sum().over(cw))
+    # conversions are counted within the journey so far: since the last gap or `ends` touchpoint (in the buyer
+    # view a conversion ends its journey, so the next journey's first conversion is not a further one)
+    t = t.mutate(_gseg=((t._gap_start == 1) | t._end_start).cast("int64").sum().over(cw))
     gw = ibis.cumulative_window(group_by=[t.person_key, t.journey_type, t._gseg], order_by=[t.timestamp, t.event_id])
     conv_before = t.is_conversion.cast("int64").sum().over(gw) - t.is_conversion.cast("int64")
     # the default type: a journey ends after an `ends` touchpoint (in the buyer view also after a conversion),
     # and with repeat_after_conversion a further conversion starts a new journey (the loyalty loop)
-    end_start = t._default & t._prev_end
+    end_start = t._end_start
     repeat_start = t._default & t._repeat_splits & t.is_conversion & (conv_before >= 1)
     t = t.mutate(_start=((t._gap_start == 1) | end_start | repeat_start).cast("int64"))
     cw = ibis.cumulative_window(group_by=[t.person_key, t.journey_type], order_by=[t.timestamp, t.event_id])
@@ -178,7 +181,7 @@ def split_journeys(t: ir.Table, jm: JourneyModel, *, stage: Any = None) -> ir.Ta
     t = t.mutate(journey_id=t.person_key + "/" + t.journey_type + "/" + t._seq.cast("string"))
     pw = ibis.window(group_by=t.journey_id, order_by=[t.timestamp, t.event_id])
     t = t.mutate(position=ibis.row_number().over(pw) + 1)
-    return t.drop("_ts", "_timeout", "_default", "_ends", "_repeat_splits", "_gap_start", "_prev_end", "_gseg", "_start", "_seq", "_claim_seg")
+    return t.drop("_ts", "_timeout", "_default", "_ends", "_repeat_splits", "_gap_start", "_prev_end", "_end_start", "_gseg", "_start", "_seq", "_claim_seg")
 
 
 def with_phases(t: ir.Table, pm: PhaseModel) -> ir.Table:
@@ -389,7 +392,10 @@ def build(
             new_rows = stitch(tp.filter(tp.import_id > int(previous["import_watermark"])), ids)
             affected_anon = new_rows.filter(new_rows.anonymous_id.notnull()).select("anonymous_id").distinct()
             keys = [new_rows.select(person_key="person_key")]
-            keys.append(affected_anon.select(person_key=ibis.literal("anon:") + affected_anon.anonymous_id))
+            # whoever held those anonymous ids before: an anon: visitor, or a person whose link an earlier one
+            # (imported late) displaced; from the previous build, so that keys without journeys do not count
+            held = con.table("journey_touchpoints").semi_join(affected_anon, "anonymous_id")
+            keys.append(held.select(person_key="person_id"))
             linked = ids.semi_join(affected_anon, "anonymous_id").select(person_key="person_id")
             keys.append(linked)
             affected = ibis.union(*keys, distinct=True)

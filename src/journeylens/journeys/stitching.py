@@ -26,10 +26,14 @@ def identity_links(touchpoints: ir.Table) -> ir.Table:
     """One row per (anonymous_id, person_id) link: first and last time seen, number of linking rows."""
     t = touchpoints
     links = t.filter(t.person_id.notnull() & t.anonymous_id.notnull())
+    # the event_id of the pair's first linking touchpoint (the lowest among those at its first timestamp),
+    # the first-link rule's tie-breaker: not the lowest event_id of all the pair's links
+    first_ts = links.timestamp.min().over(ibis.window(group_by=[links.anonymous_id, links.person_id]))
+    links = links.mutate(_first_event=ibis.ifelse(links.timestamp == first_ts, links.event_id, ibis.null("string")))
     return links.group_by(["anonymous_id", "person_id"]).aggregate(
         first_linked=links.timestamp.min(),
         last_linked=links.timestamp.max(),
-        first_event=links.event_id.min(),
+        first_event=links._first_event.min(),
         links=links.count(),
     )
 

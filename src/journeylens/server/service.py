@@ -1,0 +1,150 @@
+"""What the HTTP server does, without HTTP: the workspace, its writer, its keys and the lazy build.
+
+**Lazy build.** An import that stores something marks the workspace *dirty*; the next request that needs
+journeys (``GET /v1/persons/{id}``) first runs an incremental :func:`journeylens.journeys.build` (only
+the persons with new touchpoints are recomputed) on the writer's thread, then answers. Imports never
+wait for a build, and a burst of imports costs one build, at the next read.
+
+The phase and journey models of that build are the ones given to the server, else the ones the
+workspace was last built with (built-in models only: a model from a YAML file has to be passed again),
+else ``five-phase`` and ``default``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from journeylens.errors import ConfigError, WorkspaceError
+from journeylens.keys import KeyRing
+from journeylens.server.writer import Writer
+
+if TYPE_CHECKING:
+    from journeylens.erase import ErasureReport
+    from journeylens.store import Workspace
+
+MB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Limits and models of a server (the defaults are the documented ones)."""
+
+    #: largest request body, in bytes (after gunzip); larger -> 413
+    max_request_bytes: int = 5 * MB
+    #: most events in one request; more -> 413
+    max_events: int = 10_000
+    #: most events waiting for the writer; more -> 429 with Retry-After
+    max_queue_events: int = 100_000
+    #: most requests waiting for the writer (reads included); more -> 429
+    max_queue_jobs: int = 1_000
+    #: most events imported in one transaction (group commit)
+    max_group_events: int = 100_000
+    #: how long the writer waits for requests being validated, to import them in the same group (seconds)
+    group_linger: float = 0.05
+    #: phase / journey model of the lazy build (None: the last build's, else five-phase / default)
+    phase_model: str | None = None
+    journey_model: str | None = None
+    #: how many of a journey's last touchpoints GET /v1/persons/{id} returns
+    last_touchpoints: int = 5
+
+
+def _models(ws: Workspace, config: ServerConfig) -> tuple[Any, Any]:
+    from journeylens.journeys.build import last_build
+    from journeylens.journeys.models.journey_model import load_journey_model
+    from journeylens.journeys.models.phase_model import builtin_phase_model_names, load_phase_model
+
+    previous = last_build(ws) or {}
+    phase = config.phase_model
+    if phase is None:
+        phase = previous.get("phase_model") or "five-phase"
+        if phase not in builtin_phase_model_names():
+            raise ConfigError(
+                f"workspace {ws.location}: it was last built with phase model '{phase}', which is not built in; "
+                "pass its file with --model FILE"
+            )
+    journey = config.journey_model
+    if journey is None:
+        journey = previous.get("journey_model") or "default"
+        from journeylens.journeys.models.journey_model import builtin_journey_model_names
+
+        if journey not in builtin_journey_model_names():
+            raise ConfigError(
+                f"workspace {ws.location}: it was last built with journey model '{journey}', which is not built in; "
+                "pass its file with --journey-model FILE"
+            )
+    return load_phase_model(phase), load_journey_model(journey)
+
+
+def _needs_build(ws: Workspace) -> bool:
+    """Whether touchpoints were imported after the last build (or there never was one)."""
+    from journeylens.journeys.build import DERIVED_TABLES, last_build
+
+    previous = last_build(ws)
+    if previous is None or not all(ws.has_table(name) for name in DERIVED_TABLES):
+        return True
+    newest = ws.touchpoints.import_id.max().execute()
+    return newest is not None and newest == newest and int(newest) > int(previous["import_watermark"])
+
+
+class Service:
+    """Opens the workspace (raising WorkspaceLockedError when another process holds it) and owns it."""
+
+    def __init__(self, workspace: str | Path, config: ServerConfig | None = None) -> None:
+        from journeylens.store import Workspace
+
+        self.config = config or ServerConfig()
+        self.ws = Workspace(workspace)
+        try:
+            if self.ws.engine != "duckdb":
+                raise WorkspaceError(f"the server needs a DuckDB workspace; {self.ws.location} runs on {self.ws.engine}")
+            self.phase_model, self.journey_model = _models(self.ws, self.config)
+            self.keys = KeyRing.load(self.ws)
+            stale = _needs_build(self.ws)
+        except BaseException:
+            self.ws.close()
+            raise
+        self.writer = Writer(
+            self.ws,
+            max_queue_events=self.config.max_queue_events,
+            max_queue_jobs=self.config.max_queue_jobs,
+            max_group_events=self.config.max_group_events,
+            group_linger=self.config.group_linger,
+        )
+        self.writer.dirty = stale
+        self._closed = False
+
+    def close(self) -> None:
+        """Finish the queued work and release the workspace."""
+        if self._closed:
+            return
+        self._closed = True
+        self.writer.close()
+        self.ws.close()
+
+    # -- jobs that run on the writer's thread ----------------------------------------------------------
+
+    def ensure_built(self, ws: Workspace) -> None:
+        """Run the incremental build when an import stored something since the last one."""
+        if not self.writer.dirty:
+            return
+        from journeylens.journeys import build
+
+        if int(ws.touchpoints.count().execute()) > 0:
+            build(ws, model=self.phase_model, journey_model=self.journey_model)
+        self.writer.dirty = False
+
+    def profile(self, ws: Workspace, person_id: str, *, all_journeys: bool = False) -> dict[str, Any] | None:
+        from journeylens.server.persons import person_profile
+
+        self.ensure_built(ws)
+        return person_profile(ws, person_id, last=self.config.last_touchpoints, all_journeys=all_journeys)
+
+    def erase(self, ws: Workspace, person_id: str) -> ErasureReport:
+        from journeylens.erase import erase_person
+
+        return erase_person(ws, person_id)
+
+    def reload_keys(self, ws: Workspace) -> None:
+        self.keys = KeyRing.load(ws)
