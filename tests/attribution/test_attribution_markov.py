@@ -244,3 +244,10 @@ def test_larger_chain_uses_the_iterative_solver_and_sums():
     assert model.credits_["attributed_conversions"].sum() == pytest.approx(conv.sum())
     table = read_paths(frame)
     assert model.total_conversions_ == table.total_conversions
+
+
+def test_select_order_with_one_outcome_takes_the_lowest_order():
+    # nothing converts: there is nothing to predict, so no reason for a longer history
+    report, order = Markov.select_order(paths_frame([("a > b", 0, 0, 5), ("b > a > c", 0, 0, 7)]), folds=2)
+    assert order == 1
+    assert list(report["order"]) == [1, 2, 3, 4]

@@ -197,3 +197,47 @@ def test_path_table_is_accepted_directly():
         nulls=np.array([0.0, 0.0]),
     )
     assert LastTouch().fit(table).credits_["attributed_conversions"].tolist() == [0, 3]
+
+
+def test_read_paths_in_pieces_and_chunks(monkeypatch):
+    # the path column is split in slices (threads); results and error rows must not depend on the slicing
+    from journeylens.attribution import paths as paths_module
+
+    rows = [(f"c{i % 7} > c{(i * 3) % 5} >c{i % 2}", i % 3, float(i % 3), 1) for i in range(50)]
+    whole = read_paths(paths_frame(rows))
+    monkeypatch.setattr(paths_module, "_PIECE_ROWS", 4)
+    frame = paths_frame(rows)
+    chunked = pa.concat_tables(
+        [pa.Table.from_pandas(frame.iloc[:13], preserve_index=False),
+         pa.Table.from_pandas(frame.iloc[13:], preserve_index=False)]
+    )  # fmt: skip
+    assert chunked.column("path").num_chunks == 2
+    table = read_paths(chunked)
+    assert list(table.channels) == list(whole.channels)
+    assert table.path_strings() == whole.path_strings()
+    assert (table.codes == whole.codes).all()
+    bad = frame.copy()
+    bad.loc[37, "path"] = "c1 >  > c2"
+    bad_chunked = pa.concat_tables(
+        [pa.Table.from_pandas(bad.iloc[:13], preserve_index=False),
+         pa.Table.from_pandas(bad.iloc[13:], preserve_index=False)]
+    )  # fmt: skip
+    with pytest.raises(SpecError, match="paths row 37: column 'path'"):
+        read_paths(bad_chunked)
+
+
+def test_hand_built_path_table_is_checked():
+    from journeylens.attribution import LastTouch
+
+    bad = PathTable(
+        channels=np.array(["a"], dtype=object),
+        offsets=np.array([0, 0, 2]),
+        codes=np.array([0, 3]),
+        conversions=np.array([1.0, -1.0]),
+        value=np.array([1.0, 1.0]),
+        nulls=np.array([0.0]),
+    )
+    with pytest.raises(
+        SpecError, match="at least one touch.*codes must lie in 0..0.*conversions must be finite.*nulls"
+    ):
+        LastTouch().fit(bad)

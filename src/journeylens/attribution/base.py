@@ -24,8 +24,12 @@ Options every model takes:
 - ``key``: the per-touch column whose values are credited (``"channel"``, ``"touchpoint"``, ``"content_type"``, a
   phase ...). Aggregated paths carry their own channels; ``key`` does not apply to them.
 - ``bootstrap``: a ``Bootstrap(n, seed, alpha)``, or ``None``. Adds ``ci_low`` / ``ci_high``: the percentile
-  interval of the target column over ``n`` resamples of the journeys. Resampling is a multinomial draw of the journey
-  counts of each (path, outcome), so it costs one draw per distinct path, never one per journey.
+  interval of the target column over ``n`` resamples of the journeys (the journeys the model uses: with
+  ``include_nulls=False`` the converting ones only). A resample is one multinomial draw of ``N`` journeys over the
+  distinct (path, outcome) pairs, made in two exact steps (how many convert, then on which paths), so it costs one
+  draw per distinct path, never one per journey, and the non-converting side is not drawn at all for the models it
+  cannot change. Each model then recomputes its credits from the resampled counts without re-reading the paths: a
+  sparse product for the rule-based models and closed-form Shapley, new edge counts and solves for Markov.
 """
 
 from __future__ import annotations
@@ -300,6 +304,7 @@ class AdditiveModel(AttributionModel):
         return matrix
 
     def _credits(self, table: PathTable) -> Credits:
+        table = table.subset(table.paying_rows())  # journeys without conversions give nothing to share
         weights = self.touch_weights(table)
         row = table.row_of_touch()
         n = table.n_channels
@@ -324,11 +329,13 @@ class AdditiveModel(AttributionModel):
         )
 
     def _replicator(self, table: PathTable) -> Replicator:
-        shares = self.share_matrix(table).T.tocsr()
+        # a resample only ever draws conversions on rows that have some
+        paying = table.paying_rows()
+        shares = self.share_matrix(table.subset(paying)).T.tocsr()
         by_value = self.target == "value"
 
         def product(conversions: np.ndarray, value: np.ndarray, nulls: np.ndarray) -> np.ndarray:
             counts = value if by_value else conversions
-            return np.asarray(shares @ counts.T).T
+            return np.asarray(shares @ counts[:, paying].T).T
 
         return product

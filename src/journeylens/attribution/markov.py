@@ -11,13 +11,14 @@ Conversion probability
     probability to step into ``(conversion)``. Up to 1000 states this is a LAPACK LU solve; beyond, where an LU of
     this de Bruijn-like graph fills in to a dense matrix, the same system is solved by the convergent iteration
     ``x <- Qx + r`` (self-loops eliminated exactly first) until no entry moves by 1e-15 of its size: the same numbers
-    to ~1e-14 (a test compares the two), in milliseconds instead of minutes. No simulation: results are
-    deterministic.
+    to 1e-12 or better (a test compares the two), in milliseconds instead of minutes (17,568 states of order 4: a
+    sparse LU takes 55-230 s per solve, the iteration 0.05 s). No simulation: results are deterministic.
 
 Removal effect of a channel ``c``
     Remove every state whose history contains ``c``; what flowed into them goes to ``(null)``. Solve again:
     ``removal_effect = 1 - P(without c) / P``. Conversions are credited in proportion to the removal effects and
-    scaled to the total conversions.
+    scaled to the total conversions. A channel none of whose states lies on a walk from start to ``(conversion)``
+    (checked on the graph) gets exactly 0, not the rounding left by a second solve.
 
 Value
     Value is credited by its own chain, not by the conversion shares: ``r`` becomes each state's expected value
@@ -89,7 +90,7 @@ def _compact(keys: np.ndarray, bound: int) -> tuple[np.ndarray, np.ndarray]:
         present = np.zeros(bound, dtype=bool)
         present[keys] = True
         uniques = np.flatnonzero(present)
-        lookup = np.cumsum(present) - 1
+        lookup = np.cumsum(present, dtype=np.int32) - 1
         return lookup[keys], uniques
     codes, found = pd.factorize(keys)  # a hash, not a sort; then the few uniques are sorted
     order = np.argsort(found)
@@ -123,7 +124,7 @@ def _history(table: PathTable, order: int) -> list[np.ndarray]:
     codes = table.codes
     out = []
     for j in range(order):
-        shifted = np.zeros(len(codes), dtype=np.int64)
+        shifted = np.zeros(len(codes), dtype=np.int32)
         if j == 0:
             shifted[:] = codes + 1
         else:
@@ -136,16 +137,16 @@ def _history(table: PathTable, order: int) -> list[np.ndarray]:
 def _state_ids(history: list[np.ndarray], n_channels: int) -> tuple[np.ndarray, int]:
     """Compact state ids 1..n per touch (0 is left for start), from the history slots."""
     base = n_channels + 1
-    if base ** len(history) <= _DENSE_KEYS:
-        keys = np.zeros(len(history[0]), dtype=np.int64)
+    if base ** len(history) <= _DENSE_KEYS:  # keys below 2**25: int32 holds them
+        keys = np.zeros(len(history[0]), dtype=np.int32)
         for j, slot in enumerate(history):
-            keys += slot * base**j
+            keys += slot * np.int32(base**j)
         inverse, uniques = _compact(keys, base ** len(history))
         return inverse + 1, len(uniques)
     ids = history[0]
     count = base
     for slot in history[1:]:
-        ids, uniques = _compact(ids * base + slot, count * base)
+        ids, uniques = _compact(ids.astype(np.int64) * base + slot, count * base)
         count = len(uniques)
     return ids + 1, count
 
@@ -164,10 +165,15 @@ def _layout(table: PathTable, order: int) -> _Layout:
         contains[np.arange(1, n), symbols[1:, j]] = True
     contains = contains[:, 1:]
     pos = table.position_in_row()
-    previous = np.zeros(n_touches, dtype=np.int64)
-    previous[1:] = touch_state[:-1]
-    previous[pos == 0] = 0
-    edge_of_touch, edges = _compact(previous * n + touch_state, n * n)
+    key_type = np.int32 if n * n < 2**31 else np.int64
+    keys = np.zeros(n_touches, dtype=key_type)
+    keys[1:] = touch_state[:-1]
+    keys[pos == 0] = 0
+    del pos
+    keys *= n
+    keys += touch_state
+    edge_of_touch, edges = _compact(keys, n * n)
+    del keys
     return _Layout(
         order=order,
         n=n,

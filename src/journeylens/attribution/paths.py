@@ -27,7 +27,9 @@ Rules of the per-touch form, stated once:
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -40,9 +42,6 @@ from journeylens.errors import SpecError, UnusableInputError
 
 SECONDS_PER_DAY = 86_400.0
 
-#: columns of the per-touch form (``channel`` stands for the ``key`` column)
-TOUCH_COLUMNS: tuple[str, ...] = ("journey_id", "position", "channel", "converted", "value")
-
 
 @dataclass(frozen=True, eq=False)
 class PathTable:
@@ -54,7 +53,7 @@ class PathTable:
 
     channels: np.ndarray  # str (object) array, sorted; code c stands for channels[c]
     offsets: np.ndarray  # int64, n_rows + 1, offsets[0] == 0
-    codes: np.ndarray  # int64, one per touch
+    codes: np.ndarray  # int32 (any integer type works), one per touch
     conversions: np.ndarray  # float64, per row
     value: np.ndarray  # float64, per row
     nulls: np.ndarray  # float64, per row: journeys on this path that did not convert
@@ -63,6 +62,26 @@ class PathTable:
     position: np.ndarray | None = None  # int64 per touch, when a row is one journey
     unattributed_conversions: float = 0.0
     unattributed_value: float = 0.0
+
+    def check(self) -> PathTable:
+        """Raise a ``SpecError`` unless the arrays fit together (for tables built by hand); return the table."""
+        problems = []
+        n_rows = len(self.offsets) - 1
+        if n_rows < 0 or self.offsets[0] != 0 or self.offsets[-1] != len(self.codes):
+            problems.append("offsets must start at 0 and end at the number of codes")
+        elif (np.diff(self.offsets) < 1).any():
+            problems.append("every path needs at least one touch (offsets strictly increasing)")
+        if len(self.codes) and (self.codes.min() < 0 or self.codes.max() >= len(self.channels)):
+            problems.append(f"codes must lie in 0..{len(self.channels) - 1} (one per channel)")
+        for name in ("conversions", "value", "nulls"):
+            column = getattr(self, name)
+            if len(column) != max(n_rows, 0):
+                problems.append(f"{name} needs one entry per path ({n_rows}), got {len(column)}")
+            elif not np.isfinite(column).all() or (name != "value" and (column < 0).any()):
+                problems.append(f"{name} must be finite" + ("" if name == "value" else " and non-negative"))
+        if problems:
+            raise SpecError("invalid_path_table: " + "; ".join(problems), code="invalid_path_table")
+        return self
 
     # ------------------------------------------------------------------ shape
     @property
@@ -82,11 +101,18 @@ class PathTable:
         """Whether a row is one journey (per-touch input) rather than an aggregated path."""
         return self.journey_id is not None
 
+    @cached_property
+    def _row_of_touch(self) -> np.ndarray:
+        return np.repeat(np.arange(self.n_rows, dtype=_index_type(self.n_rows)), self.lengths)
+
     def row_of_touch(self) -> np.ndarray:
-        return np.repeat(np.arange(self.n_rows, dtype=np.int64), self.lengths)
+        """The row of each touch (computed once per table; do not modify)."""
+        return self._row_of_touch
 
     def position_in_row(self) -> np.ndarray:
-        return np.arange(len(self.codes), dtype=np.int64) - np.repeat(self.offsets[:-1], self.lengths)
+        index = _index_type(len(self.codes))
+        starts = self.offsets[:-1].astype(index)
+        return np.arange(len(self.codes), dtype=index) - np.repeat(starts, self.lengths)
 
     def first_touch(self) -> np.ndarray:
         return self.offsets[:-1]
@@ -139,7 +165,14 @@ class PathTable:
         """Drop rows; their conversions and value are added to the unattributed totals."""
         if not drop.any():
             return self
-        keep_rows = ~drop
+        return replace(
+            self.subset(~drop),
+            unattributed_conversions=self.unattributed_conversions + float(self.conversions[drop].sum()),
+            unattributed_value=self.unattributed_value + float(self.value[drop].sum()),
+        )
+
+    def subset(self, keep_rows: np.ndarray) -> PathTable:
+        """The rows where ``keep_rows`` is true (a view for computing, not a new input: totals are not moved)."""
         lengths = self.lengths
         touch_keep = np.repeat(keep_rows, lengths)
         return replace(
@@ -152,9 +185,11 @@ class PathTable:
             age_seconds=None if self.age_seconds is None else self.age_seconds[touch_keep],
             journey_id=None if self.journey_id is None else self.journey_id[keep_rows],
             position=None if self.position is None else self.position[touch_keep],
-            unattributed_conversions=self.unattributed_conversions + float(self.conversions[drop].sum()),
-            unattributed_value=self.unattributed_value + float(self.value[drop].sum()),
         )
+
+    def paying_rows(self) -> np.ndarray:
+        """Boolean per row: the rows with conversions or value, the only ones a credit can come from."""
+        return (self.conversions != 0) | (self.value != 0)
 
     def within(self, lookback_days: float) -> PathTable:
         """Keep only the touches at most ``lookback_days`` before the journey's reference time."""
@@ -218,6 +253,11 @@ class PathTable:
 
 
 # ---------------------------------------------------------------------------------------------- helpers
+def _index_type(size: int) -> type[np.signedinteger]:
+    """int32 for indices that fit (half the memory of per-touch arrays), else int64."""
+    return np.int32 if size < 2**31 - 1 else np.int64
+
+
 def _offsets(lengths: np.ndarray) -> np.ndarray:
     offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
@@ -313,6 +353,78 @@ def _column(table: pa.Table, name: str, what: str) -> pa.ChunkedArray:
     return table.column(name)
 
 
+_PIECE_ROWS = 1 << 19  # paths split at a time: bounds the memory of the split strings, and feeds the threads
+
+
+def _split_piece(piece: pa.Array, sep: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(list offsets, dictionary indices, raw dictionary) of one slice of the path column."""
+    split = pc.split_pattern(piece, pattern=sep)
+    encoded = pc.dictionary_encode(pc.list_flatten(split))
+    offsets = split.offsets.to_numpy().astype(np.int64)
+    raw = encoded.dictionary.to_numpy(zero_copy_only=False).astype(object)
+    return offsets - offsets[0], encoded.indices.to_numpy(), raw
+
+
+def _split_paths(
+    paths: pa.ChunkedArray, sep: str, *, what: str, column: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Channels (sorted), offsets and int32 codes of a column of path strings.
+
+    Slices of the column are split and dictionary-encoded in threads (Arrow's kernels release the GIL); only the
+    few distinct raw parts are then stripped of whitespace and merged (``"email"`` and ``" email "`` are one
+    channel), so that nothing but one gather runs per touch in Python's own process.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    pieces = [
+        chunk.slice(start, _PIECE_ROWS)
+        for chunk in paths.chunks
+        for start in range(0, len(chunk), _PIECE_ROWS)
+    ]
+    workers = max(1, min(4, os.cpu_count() or 1, len(pieces)))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        parts = list(pool.map(lambda piece: _split_piece(piece, sep), pieces))
+    raw_names = np.concatenate([raw for _, _, raw in parts]) if parts else np.zeros(0, dtype=object)
+    stripped = np.array([name.strip() for name in raw_names], dtype=object)
+    empty = np.flatnonzero(stripped == "")
+    if len(empty):
+        _raise_empty_channel(paths, parts, sep, what=what, column=column)
+    merged, channels = pd.factorize(stripped, sort=True)  # "email" and " email " are one channel
+    merged = merged.astype(np.int32)
+    lengths = np.concatenate([np.diff(off) for off, _, _ in parts]) if parts else np.zeros(0, dtype=np.int64)
+    offsets = _offsets(lengths)
+    codes = np.empty(int(offsets[-1]), dtype=np.int32)
+    touch = 0
+    entry = 0
+    for _, indices, raw in parts:
+        codes[touch : touch + len(indices)] = merged[entry : entry + len(raw)][indices]
+        touch += len(indices)
+        entry += len(raw)
+    return np.asarray(channels, dtype=object), offsets, codes
+
+
+def _raise_empty_channel(
+    paths: pa.ChunkedArray,
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    sep: str,
+    *,
+    what: str,
+    column: str,
+) -> None:
+    bad_rows: list[np.ndarray] = []
+    first_row = 0
+    for offsets, indices, raw in parts:
+        blank = np.flatnonzero(np.array([name.strip() == "" for name in raw], dtype=bool))
+        touches = np.flatnonzero(np.isin(indices, blank))
+        bad_rows.append(first_row + np.searchsorted(offsets, touches, side="right") - 1)
+        first_row += len(offsets) - 1
+    rows = np.unique(np.concatenate(bad_rows))
+    row = int(rows[0])
+    text = paths[row].as_py()
+    expected = "a non-empty path" if not text.strip() else f"non-empty channel names between {sep!r}"
+    raise _row_error(what, row, column, expected, text, len(rows))
+
+
 # ---------------------------------------------------------------------------------------------- readers
 def read_paths(
     path_or_df: Any,
@@ -346,29 +458,11 @@ def read_paths(
             f"got a column of type {raw_paths.type}",
             code="invalid_paths",
         )
-    paths = raw_paths.combine_chunks() if isinstance(raw_paths, pa.ChunkedArray) else raw_paths
+    paths = raw_paths if isinstance(raw_paths, pa.ChunkedArray) else pa.chunked_array([raw_paths])
     if paths.null_count:
-        row = int(np.flatnonzero(paths.is_null().to_numpy(zero_copy_only=False))[0])
+        row = int(np.flatnonzero(paths.is_null().to_numpy())[0])
         raise _row_error(what, row, path_col, f"channels joined by {sep!r}", None, paths.null_count)
-    split = pc.split_pattern(paths, pattern=sep)
-    # encode the raw parts first and strip the (few) distinct ones: the stripping costs nothing per touch
-    encoded = pc.dictionary_encode(pc.list_flatten(split))
-    stripped = pc.utf8_trim_whitespace(encoded.dictionary).to_numpy(zero_copy_only=False).astype(object)
-    raw_codes = encoded.indices.to_numpy().astype(np.int64)
-    empty_entries = np.flatnonzero(stripped == "")
-    if len(empty_entries):
-        empty = np.isin(raw_codes, empty_entries)
-        parents = pc.list_parent_indices(split).to_numpy()
-        bad_rows = np.unique(parents[empty])
-        row = int(bad_rows[0])
-        text = paths[row].as_py()
-        expected = "a non-empty path" if not text.strip() else f"non-empty channel names between {sep!r}"
-        raise _row_error(what, row, path_col, expected, text, len(bad_rows))
-    merged, channels = pd.factorize(stripped, sort=True)  # "email" and " email " are one channel
-    codes = merged.astype(np.int64)[raw_codes]
-    channels = np.asarray(channels, dtype=object)
-    split_offsets = split.offsets.to_numpy().astype(np.int64)
-    offsets = split_offsets - split_offsets[0]
+    channels, offsets, codes = _split_paths(paths, sep, what=what, column=path_col)
 
     n = table.num_rows
     conversions = _numeric(_column(table, conv_col, what).to_numpy(), what=what, column=conv_col)
@@ -531,7 +625,7 @@ def read_touches(source: Any, *, key: str = "channel") -> PathTable:
     table = PathTable(
         channels=channels,
         offsets=offsets,
-        codes=codes.astype(np.int64),
+        codes=codes.astype(np.int32),
         conversions=conversions,
         value=value_sorted[first],
         nulls=1.0 - conversions,
@@ -557,12 +651,12 @@ def read_touches(source: Any, *, key: str = "channel") -> PathTable:
 def as_path_table(journeys: Any, *, key: str = "channel") -> PathTable:
     """Whatever the models accept, as a ``PathTable``.
 
-    A ``PathTable`` is used as is; a table with a ``journey_id`` column is read as per-touch rows (``read_touches``),
+    A ``PathTable`` is used as is (after ``PathTable.check``); a table with a ``journey_id`` column is read as per-touch rows (``read_touches``),
     one with a ``path`` column as aggregated paths with the default column names and separator (``read_paths``;
     call it yourself for other names or separators).
     """
     if isinstance(journeys, PathTable):
-        return journeys
+        return journeys.check()
     if isinstance(journeys, pd.DataFrame | pa.Table):
         columns = list(journeys.columns) if isinstance(journeys, pd.DataFrame) else journeys.column_names
         if "journey_id" in columns:

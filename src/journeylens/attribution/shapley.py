@@ -171,10 +171,11 @@ class Shapley(AttributionModel):
     # ------------------------------------------------------------- credits
     def _credits(self, table: PathTable) -> Credits:
         if self._closed_form:
-            shares = self.share_matrix(table)
+            paying = table.subset(table.paying_rows())  # journeys without conversions are worth nothing here
+            shares = self.share_matrix(paying)
             return Credits(
-                conversions=np.asarray(shares.T @ table.conversions).reshape(-1),
-                value=np.asarray(shares.T @ table.value).reshape(-1),
+                conversions=np.asarray(shares.T @ paying.conversions).reshape(-1),
+                value=np.asarray(shares.T @ paying.value).reshape(-1),
                 extra={},
             )
         sets = _Sets(table)
@@ -286,10 +287,11 @@ class Shapley(AttributionModel):
     def _replicator(self, table: PathTable) -> Replicator:
         by_value = self.target == "value"
         if self._closed_form:
-            shares = self.share_matrix(table).T.tocsr()
+            paying = table.paying_rows()
+            shares = self.share_matrix(table.subset(paying)).T.tocsr()
 
             def product(conversions: np.ndarray, value: np.ndarray, nulls: np.ndarray) -> np.ndarray:
-                return np.asarray(shares @ (value if by_value else conversions).T).T
+                return np.asarray(shares @ (value if by_value else conversions)[:, paying].T).T
 
             return product
         sets = _Sets(table)

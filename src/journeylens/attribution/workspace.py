@@ -37,11 +37,17 @@ def _touches(ws: Workspace, *, key: str, journey_types: list[str], filters: Filt
         raise SpecError(f"attribution: key '{key}' is unknown; expected one of {', '.join(KEYS)}")
     j = filters.journeys(ws).filter(lambda t: t.journey_type.isin(journey_types))
     t = ws.journey_touchpoints
-    conv = t.filter(t.is_conversion).group_by("journey_id").aggregate(
-        _conv_pos=t.position.min(), _conv_time=t.timestamp.min()
+    conv = (
+        t.filter(t.is_conversion)
+        .group_by("journey_id")
+        .aggregate(_conv_pos=t.position.min(), _conv_time=t.timestamp.min())
     )
     value = t.filter(t.is_conversion).join(conv, "journey_id")
-    value = value.filter(value.position == value._conv_pos).group_by("journey_id").aggregate(_value=value.revenue.sum())
+    value = (
+        value.filter(value.position == value._conv_pos)
+        .group_by("journey_id")
+        .aggregate(_value=value.revenue.sum())
+    )
     x = t.semi_join(j.select("journey_id"), "journey_id")
     x = x.left_join(conv, "journey_id").drop("journey_id_right")
     x = x.left_join(value, "journey_id").drop("journey_id_right")
@@ -59,7 +65,11 @@ def _touches(ws: Workspace, *, key: str, journey_types: list[str], filters: Filt
 
 
 def touches(
-    ws: Workspace, *, key: str = "channel", journey_types: list[str] | None = None, filters: Filters | None = None
+    ws: Workspace,
+    *,
+    key: str = "channel",
+    journey_types: list[str] | None = None,
+    filters: Filters | None = None,
 ) -> pa.Table:
     """Per-touch rows (journey_id, position, channel, timestamp, converted, value, conversion_time)."""
     expr = _touches(ws, key=key, journey_types=journey_types or ["purchase"], filters=filters or Filters())
@@ -67,13 +77,21 @@ def touches(
 
 
 def paths(
-    ws: Workspace, *, key: str = "channel", journey_types: list[str] | None = None, filters: Filters | None = None
+    ws: Workspace,
+    *,
+    key: str = "channel",
+    journey_types: list[str] | None = None,
+    filters: Filters | None = None,
 ) -> pa.Table:
     """Paths aggregated in the engine: path, conversions, value, nulls (the format of ``read_paths``)."""
     x = _touches(ws, key=key, journey_types=journey_types or ["purchase"], filters=filters or Filters())
     # portable ordered path: collect (position, key) structs, sort, keep the key, join
     per_journey = x.group_by("journey_id").aggregate(
-        path=ibis.struct({"p": x.position, "k": x.channel}).collect().sort().map(lambda s: s.k).join(PATH_SEPARATOR),
+        path=ibis.struct({"p": x.position, "k": x.channel})
+        .collect()
+        .sort()
+        .map(lambda s: s.k)
+        .join(PATH_SEPARATOR),
         converted=x.converted.max(),
         value=x.value.max(),
     )
