@@ -63,11 +63,17 @@ PEOPLE = {
         ("purchase", "2024-01-03T10:00"),
     ],
     # consideration only, with a podcast that no phase intends
-    "p4": [("site_visit", "2024-01-01T10:00"), ("site_visit", "2024-01-02T10:00", "website", content("podcast"))],
+    "p4": [
+        ("site_visit", "2024-01-01T10:00"),
+        ("site_visit", "2024-01-02T10:00", "website", content("podcast")),
+    ],
     # awareness only
     "p5": [("ad_view", "2024-01-01T10:00", "display", content("ad"))],
     # newsletter content on a sign-up: consideration, though the model intends newsletters for loyalty
-    "p6": [("newsletter_signup", "2024-01-01T10:00", "website", content("newsletter")), ("purchase", "2024-01-02T10:00")],
+    "p6": [
+        ("newsletter_signup", "2024-01-01T10:00", "website", content("newsletter")),
+        ("purchase", "2024-01-02T10:00"),
+    ],
     # a login (neutral) with content and nothing before it: no phase
     "p7": [("login", "2024-01-01T10:00", "app", content("podcast"))],
 }
@@ -89,7 +95,12 @@ def test_hand_worked(backend, tables, tmp_path):
     ws = load(backend, tables, tmp_path, only=("journeys", "journey_phases", "journey_touchpoints"))
     result = run(ws, ContentSpec(model="five-phase", min_n=1))
     rows = {(r["content_type"], r["phase"]): r for r in result.table.to_pylist()}
-    assert list(rows) == [("ad", "awareness"), ("newsletter", "consideration"), ("podcast", "consideration"), ("whitepaper", "consideration")]
+    assert list(rows) == [
+        ("ad", "awareness"),
+        ("newsletter", "consideration"),
+        ("podcast", "consideration"),
+        ("whitepaper", "consideration"),
+    ]
 
     # ad in awareness: p1, p2, p3, p5 reached awareness and all saw the ad; 3 moved on (not p5); nobody is
     # unexposed, so there is no lift. Converted p1 and p3 saw it before buying: 2 assists of 2 conversions.
@@ -104,11 +115,18 @@ def test_hand_worked(backend, tables, tmp_path):
     wp = rows[("whitepaper", "consideration")]
     assert (wp["reached"], wp["exposed"], wp["unexposed"], wp["touchpoints"]) == (5, 2, 3, 2)
     assert wp["exposure_share"] == pytest.approx(2 / 5)
-    assert (wp["moved_on_exposed"], wp["moved_on_unexposed"], wp["lift"]) == (0.5, pytest.approx(2 / 3), pytest.approx(0.75))
+    assert (wp["moved_on_exposed"], wp["moved_on_unexposed"], wp["lift"]) == (
+        0.5,
+        pytest.approx(2 / 3),
+        pytest.approx(0.75),
+    )
     ratio, low, high = stats.ratio_interval(1, 2, 2, 3)
     assert (wp["lift_low"], wp["lift_high"]) == (pytest.approx(float(low)), pytest.approx(float(high)))
     low, high = stats.wilson(1, 2)
-    assert (wp["moved_on_exposed_low"], wp["moved_on_exposed_high"]) == (pytest.approx(float(low)), pytest.approx(float(high)))
+    assert (wp["moved_on_exposed_low"], wp["moved_on_exposed_high"]) == (
+        pytest.approx(float(low)),
+        pytest.approx(float(high)),
+    )
     assert (wp["assisted_conversions"], wp["conversions"], wp["intended"]) == (1, 3, True)
 
     # newsletter (p6 moved on) vs the other four (p1, p3 moved on): 1 / (2/4) = 2
@@ -116,9 +134,17 @@ def test_hand_worked(backend, tables, tmp_path):
     assert (nl["lift"], nl["assisted_conversions"], nl["intended"]) == (2.0, 1, False)
     # podcast (p4 stayed) vs the other four (p1, p3, p6 moved on): lift 0
     pc = rows[("podcast", "consideration")]
-    assert (pc["moved_on_exposed"], pc["moved_on_unexposed"], pc["lift"], pc["intended"]) == (0.0, 0.75, 0.0, False)
+    assert (pc["moved_on_exposed"], pc["moved_on_unexposed"], pc["lift"], pc["intended"]) == (
+        0.0,
+        0.75,
+        0.0,
+        False,
+    )
 
-    mismatch = [(r["content_type"], r["phase"], r["touchpoints"], r["status"], r["intended_phases"]) for r in result.mismatch.to_pylist()]
+    mismatch = [
+        (r["content_type"], r["phase"], r["touchpoints"], r["status"], r["intended_phases"])
+        for r in result.mismatch.to_pylist()
+    ]
     assert mismatch == [
         ("newsletter", "consideration", 1, "other_phase", "loyalty"),
         ("podcast", "(unassigned)", 1, "unassigned", ""),
@@ -129,7 +155,10 @@ def test_hand_worked(backend, tables, tmp_path):
 def test_by_content_id_and_the_built_model(ws):
     result = run(ws, ContentSpec(by="content_id", min_n=1))  # the phase model of the last build
     assert result.phase_model == "five-phase"
-    ids = [(r["content_type"], r["content_id"], r["exposed"], r["moved_on_exposed"]) for r in result.table.to_pylist()]
+    ids = [
+        (r["content_type"], r["content_id"], r["exposed"], r["moved_on_exposed"])
+        for r in result.table.to_pylist()
+    ]
     assert ids == [("whitepaper", "wp-1", 1, 1.0), ("whitepaper", "wp-2", 1, 0.0)]
 
 
@@ -138,7 +167,9 @@ def test_thin_filters_and_model_mismatch(ws):
     assert all(result.table.column("too_thin").to_pylist())  # a handful of journeys < 30
     only_p1 = run(ws, ContentSpec(min_n=1, filters={"channels": ["display"], "start": "2024-01-01"}))
     assert {r["content_type"] for r in only_p1.table.to_pylist()} == {"ad", "whitepaper"}
-    with pytest.raises(SpecError, match="phase model 'three-phase' has the phases orientation, consideration, decision"):
+    with pytest.raises(
+        SpecError, match="phase model 'three-phase' has the phases orientation, consideration, decision"
+    ):
         run(ws, ContentSpec(model="three-phase"))
 
 

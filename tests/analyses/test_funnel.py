@@ -639,3 +639,13 @@ def test_cli_funnel(cli_workspace, monkeypatch):
     assert "--segment 'nocolumn': expected COLUMN=VALUE" in out.output
     out = runner.invoke(app, ["funnel", "--phases", "--format", "xml"])
     assert out.exit_code == 2
+
+
+def test_the_journeylens_app_has_the_commands():
+    from journeylens.cli import app
+
+    runner = CliRunner()
+    for command in ("funnel", "touchpoints", "paths"):
+        out = runner.invoke(app, [command, "--help"])
+        assert out.exit_code == 0, out.output
+        assert "--workspace" in out.output and "JOURNEYLENS_WORKSP" in out.output  # the shared option

@@ -57,9 +57,19 @@ PEOPLE = {
         ("site_visit", "2024-01-02T10:00"),
         ("purchase", "2024-01-03T10:00", "website", {"revenue": 50.0}),
         ("delivery", "2024-01-05T10:00", "email"),
-        ("survey_response", "2024-01-05T12:00", "email", survey("csat", 5, "delivery")),  # about -> delivery (email)
+        (
+            "survey_response",
+            "2024-01-05T12:00",
+            "email",
+            survey("csat", 5, "delivery"),
+        ),  # about -> delivery (email)
         ("site_visit", "2024-01-10T10:00"),
-        ("survey_response", "2024-01-20T10:00", "email", survey("nps", 9, "purchase")),  # about -> purchase (website)
+        (
+            "survey_response",
+            "2024-01-20T10:00",
+            "email",
+            survey("nps", 9, "purchase"),
+        ),  # about -> purchase (website)
     ],
     "bob": [
         ("site_visit", "2024-02-01T09:00"),
@@ -79,7 +89,12 @@ PEOPLE = {
     # a survey with nothing before it rates its own touchpoint, in no phase
     "dora": [("survey_response", "2024-04-01T10:00", "email", survey("csat", 3))],
 }
-PERSONS = {"anna": {"persona": "a"}, "bob": {"persona": "b"}, "carl": {"persona": "a"}, "dora": {"persona": "b"}}
+PERSONS = {
+    "anna": {"persona": "a"},
+    "bob": {"persona": "b"},
+    "carl": {"persona": "a"},
+    "dora": {"persona": "b"},
+}
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +114,9 @@ def rows_by(result, key):
 
 
 def test_hand_worked_by_touchpoint(backend, tables, tmp_path):
-    ws = load(backend, tables, tmp_path, only=("journey_touchpoints",))  # all it reads without filters  # all that satisfaction reads without filters
+    ws = load(
+        backend, tables, tmp_path, only=("journey_touchpoints",)
+    )  # all it reads without filters  # all that satisfaction reads without filters
     result = run(ws, SatisfactionSpec(min_n=2))
     got = rows_by(result, "touchpoint")
     # delivery: anna 5, carl 4 -> n 2, mean 4.5, both satisfied (>= 4): CSAT 100 %; normalised (4.5-1)/4
@@ -181,19 +198,35 @@ def test_ranking_marks_below_and_above(helpers, tmp_path):
     for i in range(40):  # 40 unhappy support calls and 40 happy deliveries, one person each
         t = start + timedelta(days=i)
         later = (t + timedelta(hours=1)).isoformat()
-        people[f"s{i:02d}"] = [("support_call", t.isoformat()), ("survey_response", later, "email", survey("csat", 1 + i % 2))]
-        people[f"d{i:02d}"] = [("delivery", t.isoformat()), ("survey_response", later, "email", survey("csat", 4 + i % 2))]
+        people[f"s{i:02d}"] = [
+            ("support_call", t.isoformat()),
+            ("survey_response", later, "email", survey("csat", 1 + i % 2)),
+        ]
+        people[f"d{i:02d}"] = [
+            ("delivery", t.isoformat()),
+            ("survey_response", later, "email", survey("csat", 4 + i % 2)),
+        ]
     con = ibis.duckdb.connect()
     try:
-        ranking = run(load(con, helpers.built_tables(people), tmp_path), SatisfactionSpec()).ranking.to_pylist()
+        ranking = run(
+            load(con, helpers.built_tables(people), tmp_path), SatisfactionSpec()
+        ).ranking.to_pylist()
     finally:
         con.disconnect()
-    assert [(r["touchpoint"], r["vs_overall"]) for r in ranking] == [("support_call", "below"), ("delivery", "above")]
+    assert [(r["touchpoint"], r["vs_overall"]) for r in ranking] == [
+        ("support_call", "below"),
+        ("delivery", "above"),
+    ]
 
 
 def test_filters_and_scales(ws):
     only_a = rows_by(run(ws, SatisfactionSpec(min_n=1, filters={"personas": ["a"]})), "touchpoint")
-    assert set(only_a) == {("delivery", "csat"), ("purchase", "nps"), ("support_call", "csat"), ("support_chat", "ces")}
+    assert set(only_a) == {
+        ("delivery", "csat"),
+        ("purchase", "nps"),
+        ("support_call", "csat"),
+        ("support_chat", "ces"),
+    }
     nps_only = run(ws, SatisfactionSpec(min_n=1, scales=["nps"]))
     assert nps_only.table.column("scale").to_pylist() == ["nps"]
     # without the about hint the nps survey rates the step before it: anna's site visit of 2024-01-10
@@ -207,7 +240,10 @@ def test_spec_is_strict():
         parse_spec(SatisfactionSpec, {"step": "x"})
     with pytest.raises(SpecError, match="satisfaction: min_n: Input should be greater than or equal to 1"):
         parse_spec(SatisfactionSpec, {"min_n": 0})
-    with pytest.raises(SpecError, match="satisfaction: by: Input should be 'touchpoint', 'channel', 'phase' or 'journey_type'"):
+    with pytest.raises(
+        SpecError,
+        match="satisfaction: by: Input should be 'touchpoint', 'channel', 'phase' or 'journey_type'",
+    ):
         parse_spec(SatisfactionSpec, {"by": "persona"})
 
 
@@ -307,7 +343,11 @@ def scratch():
     con.disconnect()
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(jt=journey_touchpoints(), by=st.sampled_from(["touchpoint", "channel", "phase"]))
 def test_matches_brute_force_reference(scratch, jt, by):
     scratch.create_table("journey_touchpoints", pa.Table.from_pylist(jt, schema=JT_SCHEMA), overwrite=True)
@@ -338,14 +378,20 @@ def test_cli(tmp_path, tables):
     register(app)
     runner = CliRunner()
 
-    out = runner.invoke(app, ["satisfaction", "-w", str(path), "--format", "json", "--min-n", "1", "--by", "phase"])
+    out = runner.invoke(
+        app, ["satisfaction", "-w", str(path), "--format", "json", "--min-n", "1", "--by", "phase"]
+    )
     assert out.exit_code == 0, out.output
     rows = json.loads(out.output)
     assert [(r["phase"], r["scale"]) for r in rows][:2] == [("purchase", "csat"), ("purchase", "nps")]
 
-    out = runner.invoke(app, ["satisfaction", "-w", str(path), "--view", "curve", "--format", "csv", "--persona", "b"])
+    out = runner.invoke(
+        app, ["satisfaction", "-w", str(path), "--view", "curve", "--format", "csv", "--persona", "b"]
+    )
     assert out.exit_code == 0, out.output
-    assert out.output.splitlines()[0] == "phase,phase_index,n,normalised,normalised_low,normalised_high,too_thin"
+    assert (
+        out.output.splitlines()[0] == "phase,phase_index,n,normalised,normalised_low,normalised_high,too_thin"
+    )
     assert out.output.splitlines()[1].startswith("purchase,2,1,0.25,")  # bob's store visit only
 
     out = runner.invoke(app, ["satisfaction", "-w", str(path), "--view", "ranking", "--min-n", "1"])
@@ -354,6 +400,9 @@ def test_cli(tmp_path, tables):
 
     out = runner.invoke(app, ["satisfaction", "-w", str(path), "--by", "persona"])
     assert out.exit_code == 2
-    assert "satisfaction: by: Input should be 'touchpoint', 'channel', 'phase' or 'journey_type'; got 'persona'" in out.output
+    assert (
+        "satisfaction: by: Input should be 'touchpoint', 'channel', 'phase' or 'journey_type'; got 'persona'"
+        in out.output
+    )
     out = runner.invoke(app, ["satisfaction", "-w", str(path), "--segment", "country=NL"])
     assert out.exit_code == 2 and "unknown persons column 'country'" in out.output

@@ -24,7 +24,9 @@ def test_wilson_worked_example():
 
 
 @pytest.mark.parametrize("confidence", [0.8, 0.9, 0.95, 0.99])
-@pytest.mark.parametrize(("k", "n"), [(0, 1), (1, 1), (0, 7), (3, 7), (7, 7), (1, 30), (15, 30), (250, 1000), (999, 1000)])
+@pytest.mark.parametrize(
+    ("k", "n"), [(0, 1), (1, 1), (0, 7), (3, 7), (7, 7), (1, 30), (15, 30), (250, 1000), (999, 1000)]
+)
 def test_wilson_matches_scipy(k, n, confidence):
     expected = sps.binomtest(k, n).proportion_ci(confidence_level=confidence, method="wilson")
     low, high = stats.wilson(k, n, confidence)

@@ -18,16 +18,30 @@ if TYPE_CHECKING:
     from journeylens.analyses.base import Result, Spec
 
 FormatOpt = Annotated[str, typer.Option("--format", help="table, csv or json.")]
-StartOpt = Annotated[str | None, typer.Option("--start", help="Journeys starting on or after this date (ISO 8601).")]
-EndOpt = Annotated[str | None, typer.Option("--end", help="Journeys starting before this date (ISO 8601).")]
-PersonaOpt = Annotated[list[str] | None, typer.Option("--persona", help="Only persons of this persona (repeatable).")]
-JourneyTypeOpt = Annotated[list[str] | None, typer.Option("--journey-type", help="Only journeys of this type (repeatable).")]
-ChannelOpt = Annotated[list[str] | None, typer.Option("--channel", help="Only journeys that used this channel (repeatable).")]
-SegmentOpt = Annotated[
-    list[str] | None, typer.Option("--segment", help="Only persons whose COLUMN equals VALUE, as COLUMN=VALUE (repeatable).")
+StartOpt = Annotated[
+    str | None, typer.Option("--start", help="Journeys starting on or after this date (ISO 8601).")
 ]
-MinNOpt = Annotated[int | None, typer.Option("--min-n", help="Figures on fewer than this many are flagged too_thin (default 30).")]
-ConfidenceOpt = Annotated[float | None, typer.Option("--confidence", help="Confidence level of the intervals (default 0.95).")]
+EndOpt = Annotated[str | None, typer.Option("--end", help="Journeys starting before this date (ISO 8601).")]
+PersonaOpt = Annotated[
+    list[str] | None, typer.Option("--persona", help="Only persons of this persona (repeatable).")
+]
+JourneyTypeOpt = Annotated[
+    list[str] | None, typer.Option("--journey-type", help="Only journeys of this type (repeatable).")
+]
+ChannelOpt = Annotated[
+    list[str] | None, typer.Option("--channel", help="Only journeys that used this channel (repeatable).")
+]
+SegmentOpt = Annotated[
+    list[str] | None,
+    typer.Option("--segment", help="Only persons whose COLUMN equals VALUE, as COLUMN=VALUE (repeatable)."),
+]
+MinNOpt = Annotated[
+    int | None,
+    typer.Option("--min-n", help="Figures on fewer than this many are flagged too_thin (default 30)."),
+]
+ConfidenceOpt = Annotated[
+    float | None, typer.Option("--confidence", help="Confidence level of the intervals (default 0.95).")
+]
 
 SATISFACTION_VIEWS = ("scores", "ranking", "curve", "attribution")
 LOYALTY_VIEWS = ("summary", "cohorts", "retention", "cohort-summary", "advocacy", "clv")
@@ -111,9 +125,15 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def satisfaction(
         workspace: WorkspaceOpt = DEFAULT_WS,
-        by: Annotated[str, typer.Option("--by", "--breakdown", help="touchpoint, channel, phase or journey_type.")] = "touchpoint",
-        scale: Annotated[list[str] | None, typer.Option("--scale", help="csat, nps or ces (repeatable; default all).")] = None,
-        view: Annotated[str, typer.Option("--view", help="scores, ranking, curve (emotion curve) or attribution.")] = "scores",
+        by: Annotated[
+            str, typer.Option("--by", "--breakdown", help="touchpoint, channel, phase or journey_type.")
+        ] = "touchpoint",
+        scale: Annotated[
+            list[str] | None, typer.Option("--scale", help="csat, nps or ces (repeatable; default all).")
+        ] = None,
+        view: Annotated[
+            str, typer.Option("--view", help="scores, ranking, curve (emotion curve) or attribution.")
+        ] = "scores",
         min_n: MinNOpt = None,
         confidence: ConfidenceOpt = None,
         fmt: FormatOpt = "table",
@@ -130,23 +150,49 @@ def register(app: typer.Typer) -> None:
 
         check_format(fmt)
         _check_view(view, SATISFACTION_VIEWS)
-        data = {"by": by, "scales": scale, **_common(min_n, confidence), "filters": _filters(start, end, persona, journey_type, channel, segment)}
+        data = {
+            "by": by,
+            "scales": scale,
+            **_common(min_n, confidence),
+            "filters": _filters(start, end, persona, journey_type, channel, segment),
+        }
         result = _run(workspace, SatisfactionSpec, data, run)
-        table = {"scores": result.table, "ranking": result.ranking, "curve": result.emotion_curve, "attribution": result.attribution}[view]
+        table = {
+            "scores": result.table,
+            "ranking": result.ranking,
+            "curve": result.emotion_curve,
+            "attribution": result.attribution,
+        }[view]
         frame = table.to_pandas()
         if view in ("scores", "ranking") and fmt == "table":
             # on screen: the headline score with its interval; csv and json carry every column
             keep = ("score_low", "score_high")
-            frame = frame.drop(columns=[c for c in frame.columns if c.endswith(("_low", "_high")) and c not in keep])
+            frame = frame.drop(
+                columns=[c for c in frame.columns if c.endswith(("_low", "_high")) and c not in keep]
+            )
         print_frame(frame, fmt, title=_title(f"satisfaction: {view}", result))
 
     @app.command()
     def loyalty(
         workspace: WorkspaceOpt = DEFAULT_WS,
-        view: Annotated[str, typer.Option("--view", help="summary, cohorts, retention (cohort x month grid), cohort-summary, advocacy or clv.")] = "summary",
-        purchase: Annotated[list[str] | None, typer.Option("--purchase", help="Touchpoints that are purchases (repeatable; default purchase).")] = None,
-        referral: Annotated[list[str] | None, typer.Option("--referral", help="Touchpoints that are referrals (repeatable; default referral).")] = None,
-        months: Annotated[int | None, typer.Option("--months", help="Follow each cohort this many months (default 12).")] = None,
+        view: Annotated[
+            str,
+            typer.Option(
+                "--view",
+                help="summary, cohorts, retention (cohort x month grid), cohort-summary, advocacy or clv.",
+            ),
+        ] = "summary",
+        purchase: Annotated[
+            list[str] | None,
+            typer.Option("--purchase", help="Touchpoints that are purchases (repeatable; default purchase)."),
+        ] = None,
+        referral: Annotated[
+            list[str] | None,
+            typer.Option("--referral", help="Touchpoints that are referrals (repeatable; default referral)."),
+        ] = None,
+        months: Annotated[
+            int | None, typer.Option("--months", help="Follow each cohort this many months (default 12).")
+        ] = None,
         min_n: MinNOpt = None,
         confidence: ConfidenceOpt = None,
         fmt: FormatOpt = "table",
@@ -192,9 +238,23 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def content(
         workspace: WorkspaceOpt = DEFAULT_WS,
-        by: Annotated[str, typer.Option("--by", "--breakdown", help="content_type or content_id.")] = "content_type",
-        view: Annotated[str, typer.Option("--view", help="lift (exposure, moving on, assists) or mismatch (content out of its phase).")] = "lift",
-        model: Annotated[str | None, typer.Option("--model", "-m", help="Phase model whose intended content is checked (default: the workspace's).")] = None,
+        by: Annotated[
+            str, typer.Option("--by", "--breakdown", help="content_type or content_id.")
+        ] = "content_type",
+        view: Annotated[
+            str,
+            typer.Option(
+                "--view", help="lift (exposure, moving on, assists) or mismatch (content out of its phase)."
+            ),
+        ] = "lift",
+        model: Annotated[
+            str | None,
+            typer.Option(
+                "--model",
+                "-m",
+                help="Phase model whose intended content is checked (default: the workspace's).",
+            ),
+        ] = None,
         min_n: MinNOpt = None,
         confidence: ConfidenceOpt = None,
         fmt: FormatOpt = "table",
@@ -211,20 +271,40 @@ def register(app: typer.Typer) -> None:
 
         check_format(fmt)
         _check_view(view, CONTENT_VIEWS)
-        data = {"by": by, "model": model, **_common(min_n, confidence), "filters": _filters(start, end, persona, journey_type, channel, segment)}
+        data = {
+            "by": by,
+            "model": model,
+            **_common(min_n, confidence),
+            "filters": _filters(start, end, persona, journey_type, channel, segment),
+        }
         result = _run(workspace, ContentSpec, data, run)
         table = result.table if view == "lift" else result.mismatch
         frame = table.to_pandas()
         if view == "lift" and fmt == "table":
-            frame = frame.drop(columns=[c for c in frame.columns if c.endswith(("_low", "_high")) and not c.startswith("lift")])
+            frame = frame.drop(
+                columns=[
+                    c for c in frame.columns if c.endswith(("_low", "_high")) and not c.startswith("lift")
+                ]
+            )
         print_frame(frame, fmt, title=_title(f"content: {view} (phase model {result.phase_model})", result))
 
     @app.command()
     def personas(
         workspace: WorkspaceOpt = DEFAULT_WS,
-        k: Annotated[int | None, typer.Option("--k", help="Number of clusters (default: chosen by silhouette from 2 to 6).")] = None,
-        seed: Annotated[int | None, typer.Option("--seed", help="Random seed of the k-means starts (default 0).")] = None,
-        view: Annotated[str, typer.Option("--view", help="profiles, crosstab (against declared personas) or selection (silhouette per k).")] = "profiles",
+        k: Annotated[
+            int | None,
+            typer.Option("--k", help="Number of clusters (default: chosen by silhouette from 2 to 6)."),
+        ] = None,
+        seed: Annotated[
+            int | None, typer.Option("--seed", help="Random seed of the k-means starts (default 0).")
+        ] = None,
+        view: Annotated[
+            str,
+            typer.Option(
+                "--view",
+                help="profiles, crosstab (against declared personas) or selection (silhouette per k).",
+            ),
+        ] = "profiles",
         fmt: FormatOpt = "table",
         start: StartOpt = None,
         end: EndOpt = None,
@@ -239,7 +319,11 @@ def register(app: typer.Typer) -> None:
 
         check_format(fmt)
         _check_view(view, PERSONAS_VIEWS)
-        data = {"k": k, "seed": seed, "filters": _filters(start, end, persona, journey_type, channel, segment)}
+        data = {
+            "k": k,
+            "seed": seed,
+            "filters": _filters(start, end, persona, journey_type, channel, segment),
+        }
         result = _run(workspace, PersonasSpec, data, run)
         table = {"profiles": result.table, "crosstab": result.crosstab, "selection": result.selection}[view]
         frame = table.to_pandas()

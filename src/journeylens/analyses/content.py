@@ -56,14 +56,21 @@ class ContentSpec(Spec):
     kind: ClassVar[str] = "content"
 
     by: Literal["content_type", "content_id"] = "content_type"
-    model: str | None = Field(default=None, description="phase model (name or YAML path) whose intended_content is checked; default: the workspace's")
-    min_n: int = Field(default=30, ge=1, description="fewer exposed or unexposed journeys than this flag a row too_thin")
+    model: str | None = Field(
+        default=None,
+        description="phase model (name or YAML path) whose intended_content is checked; default: the workspace's",
+    )
+    min_n: int = Field(
+        default=30, ge=1, description="fewer exposed or unexposed journeys than this flag a row too_thin"
+    )
     confidence: float = Field(default=0.95, gt=0.0, lt=1.0)
     filters: Filters = Filters()
 
 
 class ContentResult(Result):
-    def __init__(self, spec: ContentSpec, table: pa.Table, *, mismatch: pa.Table, phase_model: str, sql: str = "") -> None:
+    def __init__(
+        self, spec: ContentSpec, table: pa.Table, *, mismatch: pa.Table, phase_model: str, sql: str = ""
+    ) -> None:
         super().__init__(spec, table, sql=sql, extra={"phase_model": phase_model})
         self.mismatch = mismatch
         self.phase_model = phase_model
@@ -127,7 +134,9 @@ def expr(ws: Workspace, spec: ContentSpec) -> ir.Table:
 def _placement_expr(ws: Workspace, spec: ContentSpec) -> ir.Table:
     t = spec.filters.touchpoints(ws)
     t = t.filter(t.content_type.notnull())
-    return t.group_by(["content_type", "phase"]).aggregate(touchpoints=t.count(), journeys=t.journey_id.nunique())
+    return t.group_by(["content_type", "phase"]).aggregate(
+        touchpoints=t.count(), journeys=t.journey_id.nunique()
+    )
 
 
 # -- in Python, on the aggregates -------------------------------------------------------------------------
@@ -163,7 +172,15 @@ def _check_phases(placement: pd.DataFrame, pm: PhaseModel) -> None:
 def _lift_table(frame: pd.DataFrame, spec: ContentSpec, pm: PhaseModel) -> pd.DataFrame:
     keys = _keys(spec)
     f = frame.copy()
-    for c in ("touchpoints", "exposed", "exposed_moved_on", "assisted_conversions", "reached", "moved_on", "conversions"):
+    for c in (
+        "touchpoints",
+        "exposed",
+        "exposed_moved_on",
+        "assisted_conversions",
+        "reached",
+        "moved_on",
+        "conversions",
+    ):
         f[c] = f[c].fillna(0).astype("int64")
     f = f.sort_values([*keys, "phase_index"], kind="stable").reset_index(drop=True)
     last = f["phase_index"].to_numpy() >= len(pm.phase_names) - 1
@@ -190,7 +207,9 @@ def _lift_table(frame: pd.DataFrame, spec: ContentSpec, pm: PhaseModel) -> pd.Da
     out["conversions"] = f["conversions"]
     out["assist_share"] = stats.share(f["assisted_conversions"], f["conversions"])
     intended = {p.name: set(p.intended_content) for p in pm.phases}
-    out["intended"] = [ct in intended.get(ph, set()) for ct, ph in zip(f["content_type"], f["phase"], strict=True)]
+    out["intended"] = [
+        ct in intended.get(ph, set()) for ct, ph in zip(f["content_type"], f["phase"], strict=True)
+    ]
     out["too_thin"] = (exposed < spec.min_n) | (unexposed < spec.min_n)
     return out
 
@@ -224,7 +243,10 @@ def mismatch_table(placement: pd.DataFrame, pm: PhaseModel) -> pd.DataFrame:
                 "intended_phases": ",".join(phases),
             }
         )
-    out = pd.DataFrame(rows, columns=["content_type", "phase", "touchpoints", "journeys", "status", "intended_phases"])
+    out = pd.DataFrame(
+        rows, columns=["content_type", "phase", "touchpoints", "journeys", "status", "intended_phases"]
+    )
     out = out[out["status"] != "intended"]
-    return out.sort_values(["touchpoints", "content_type", "phase"], ascending=[False, True, True], kind="stable").reset_index(drop=True)
-
+    return out.sort_values(
+        ["touchpoints", "content_type", "phase"], ascending=[False, True, True], kind="stable"
+    ).reset_index(drop=True)

@@ -158,12 +158,17 @@ def phase_names_for(ws: Workspace, pm: PhaseModel | None) -> list[tuple[str, str
     return [(r["phase"], r["phase"]) for r in rows]
 
 
-def phased_touchpoints(ws: Workspace, touchpoints: ir.Table, pm: PhaseModel | None, stored: bool) -> ir.Table:
-    """``touchpoints`` (rows of ``journey_touchpoints``) with ``phase`` / ``phase_index`` of ``pm``:
-    the stored ones when the workspace was built with it, else classified on the fly within each journey."""
+def phased_touchpoints(ws: Workspace, pm: PhaseModel | None, stored: bool) -> ir.Table:
+    """``journey_touchpoints`` with ``phase`` / ``phase_index`` of ``pm``: the stored ones when the
+    workspace was built with it, else classified on the fly (carried forward within each journey).
+
+    On the fly, every touchpoint is classified before any filter, so that audience rules ("two purchases
+    before") count the person's whole history, as the build does.
+    """
+    t = ws.journey_touchpoints
     if stored or pm is None:
-        return touchpoints
-    return pm.with_phases(touchpoints, person="person_id", by="journey_id")
+        return t
+    return pm.with_phases(t, person="person_id", by="journey_id")
 
 
 def seconds(ts: ir.TimestampValue) -> ir.IntegerValue:
@@ -177,17 +182,13 @@ def quantile(value: ir.NumericValue, q: float) -> ir.FloatingScalar:
     return v.median() if q == 0.5 else v.quantile(q)
 
 
-def pylist(table: pa.Table) -> list[dict[str, Any]]:
-    return table.to_pylist()
-
-
 def ratio(num: float | int | None, den: float | int | None) -> float | None:
     if num is None or not den:
         return None
     return float(num) / float(den)
 
 
-def _sort_key(value: Any) -> tuple[int, Any]:
+def none_last(value: Any) -> tuple[int, Any]:
     """None last, then by value."""
     return (value is None, "" if value is None else str(value))
 
@@ -280,19 +281,18 @@ def _funnel_journeys(ws: Workspace, spec: PhaseFunnelSpec) -> ir.Table:
     return ibis.union(*parts)
 
 
-def _journey_phase_rows(ws: Workspace, model: _Model, journeys: ir.Table) -> ir.Table:
+def _journey_phase_rows(ws: Workspace, model: ChosenPhaseModel, journeys: ir.Table) -> ir.Table:
     if model.stored:
         jp = ws.journey_phases
     else:
         from journeylens.journeys.build import journey_phases
 
-        jt = ws.journey_touchpoints
-        jt = jt.semi_join(journeys.select("journey_id"), "journey_id")
-        jp = journey_phases(phased_touchpoints(ws, jt, model.pm, model.stored))
+        jt = phased_touchpoints(ws, model.pm, model.stored)
+        jp = journey_phases(jt.semi_join(journeys.select("journey_id"), "journey_id"))
     return jp.select("journey_id", "phase_index", "seconds_in_phase")
 
 
-class _Model:
+class ChosenPhaseModel:
     """The phase model an analysis uses, resolved once (reading the last build is a query)."""
 
     def __init__(self, ws: Workspace, name: str | None) -> None:
@@ -300,13 +300,15 @@ class _Model:
         self.phases = phase_names_for(ws, self.pm)
 
 
-def phase_funnel_expr(ws: Workspace, spec: PhaseFunnelSpec, model: _Model | None = None) -> ir.Table:
+def phase_funnel_expr(
+    ws: Workspace, spec: PhaseFunnelSpec, model: ChosenPhaseModel | None = None
+) -> ir.Table:
     """Per (period, breakdown, phase): reached, visited, median and p90 days in the phase.
 
     Phase index -1 is every journey of the group (``reached`` = all journeys, ``visited`` = those with a
     phase): the totals come back in the same query.
     """
-    model = model or _Model(ws, spec.model)
+    model = model or ChosenPhaseModel(ws, spec.model)
     j = _funnel_journeys(ws, spec).select("journey_id", "_period", "_breakdown")
     jp = _journey_phase_rows(ws, model, j)
     furthest = jp.group_by("journey_id").aggregate(_furthest=jp.phase_index.max())
@@ -351,17 +353,17 @@ PHASE_FUNNEL_COLUMNS = [
 
 
 def run_phase_funnel(ws: Workspace, spec: PhaseFunnelSpec) -> PhaseFunnelResult:
-    model = _Model(ws, spec.model)
+    model = ChosenPhaseModel(ws, spec.model)
     phases = model.phases
     table, sql = execute(phase_funnel_expr(ws, spec, model))
-    got = {(r["_period"], r["_breakdown"], r["_phase_index"]): r for r in pylist(table)}
-    totals = [r for r in pylist(table) if r["_phase_index"] == -1]
+    got = {(r["_period"], r["_breakdown"], r["_phase_index"]): r for r in table.to_pylist()}
+    totals = [r for r in table.to_pylist() if r["_phase_index"] == -1]
     groups = sorted(
-        {(r["_period"], r["_breakdown"]) for r in totals}, key=lambda g: (_sort_key(g[0]), _sort_key(g[1]))
+        {(r["_period"], r["_breakdown"]) for r in totals}, key=lambda g: (none_last(g[0]), none_last(g[1]))
     )
     if spec.compare_periods:
         labels = [period_label(p) for p in spec.compare_periods]
-        breakdowns = sorted({g[1] for g in groups}, key=_sort_key) or [None]
+        breakdowns = sorted({g[1] for g in groups}, key=none_last) or [None]
         groups = [(p, b) for p in labels for b in breakdowns]
     rows: list[dict[str, Any]] = []
     for period, bk in groups:
@@ -406,7 +408,7 @@ def run_phase_funnel(ws: Workspace, spec: PhaseFunnelSpec) -> PhaseFunnelResult:
             "journeys": int(r["reached"]),
             "with_phase": int(r["visited"]),
         }
-        for r in sorted(totals, key=lambda r: (_sort_key(r["_period"]), _sort_key(r["_breakdown"])))
+        for r in sorted(totals, key=lambda r: (none_last(r["_period"]), none_last(r["_breakdown"])))
     ]
     extra: dict[str, Any] = {
         "model": model.name,
@@ -743,8 +745,8 @@ FUNNEL_COLUMNS = [
 
 def run_funnel(ws: Workspace, spec: FunnelSpec) -> FunnelResult:
     table, sql = execute(funnel_expr(ws, spec))
-    got = {(r["_breakdown"], r["_step"]): r for r in pylist(table)}
-    groups = sorted({b for b, _ in got}, key=_sort_key) or [None]
+    got = {(r["_breakdown"], r["_step"]): r for r in table.to_pylist()}
+    groups = sorted({b for b, _ in got}, key=none_last) or [None]
     rows = []
     for bk in groups:
         first = None

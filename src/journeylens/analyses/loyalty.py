@@ -88,7 +88,9 @@ class LoyaltyResult(Result):
         """One headline figure by name, e.g. ``result.metric("repeat_purchase_rate")``."""
         rows = [r for r in self.table.select(["metric", "value"]).to_pylist() if r["metric"] == name]
         if not rows:
-            raise KeyError(f"no metric {name!r}; expected one of {', '.join(self.table['metric'].to_pylist())}")
+            raise KeyError(
+                f"no metric {name!r}; expected one of {', '.join(self.table['metric'].to_pylist())}"
+            )
         value = rows[0]["value"]
         return float("nan") if value is None else float(value)
 
@@ -129,7 +131,11 @@ def buyers(ws: Workspace, spec: LoyaltySpec) -> ir.Table:
     persons = ws.persons.select(_pid="person_id", _persona="persona")
     b = b.left_join(persons, b.person_id == persons._pid)
     return b.select(
-        "person_id", "purchases", "cohort", revenue=b.revenue.fill_null(0.0), persona=b._persona.fill_null(UNKNOWN)
+        "person_id",
+        "purchases",
+        "cohort",
+        revenue=b.revenue.fill_null(0.0),
+        persona=b._persona.fill_null(UNKNOWN),
     )
 
 
@@ -183,9 +189,7 @@ def _cohort_expr(ws: Workspace, spec: LoyaltySpec) -> ir.Table:
     cells = ibis.union(
         active.select("cohort", "months_since"), revenue.select("cohort", "months_since"), distinct=True
     )
-    cells = cells.left_join(active, ["cohort", "months_since"]).select(
-        "cohort", "months_since", "purchasers"
-    )
+    cells = cells.left_join(active, ["cohort", "months_since"]).select("cohort", "months_since", "purchasers")
     cells = cells.left_join(revenue, ["cohort", "months_since"]).select(
         "cohort", "months_since", "purchasers", "revenue"
     )
@@ -246,14 +250,17 @@ def expr(ws: Workspace, spec: LoyaltySpec) -> ir.Table:
 
 def run(ws: Workspace, spec: LoyaltySpec) -> LoyaltyResult:
     summary, sql = execute(_summary_expr(ws, spec))
-    s = {k: v for k, v in summary.to_pylist()[0].items()} if summary.num_rows else {}
+    s = summary.to_pylist()[0] if summary.num_rows else {}
     cohort_rows = _cohort_expr(ws, spec).to_pyarrow().to_pandas()
     advocacy_rows = _advocacy_expr(ws, spec).to_pyarrow().to_pandas()
     clv_rows = _clv_expr(ws, spec).to_pyarrow().to_pandas()
     end = ws.touchpoints.aggregate(m=_month(ws.touchpoints.timestamp.max())).to_pyarrow().to_pylist()[0]["m"]
 
     conf, min_n = spec.confidence, spec.min_n
-    num = lambda key: float(s.get(key) or 0)  # noqa: E731 - NULL sums on empty input are 0 here
+
+    def num(key: str) -> float:
+        return float(s.get(key) or 0)  # a sum over no rows is NULL: 0 here
+
     n_buyers = num("buyers")
     rows: list[dict] = []
 
@@ -281,11 +288,16 @@ def run(ws: Workspace, spec: LoyaltySpec) -> LoyaltyResult:
     add("buyers_referring_share", stats.share(num("buyer_referrers"), n_buyers), low, high, n_buyers)
 
     clv = _clv(clv_rows, conf, min_n)
-    everyone = clv[clv["persona"] == ALL].iloc[0] if (clv["persona"] == ALL).any() else None
-    if everyone is not None:
-        add("clv_mean", everyone["mean"], everyone["mean_low"], everyone["mean_high"], everyone["customers"])
-        add("clv_median", everyone["median"], n=everyone["customers"])
-        add("revenue", everyone["revenue"], n=everyone["customers"])
+    everyone = clv[clv["persona"] == ALL]
+    if len(everyone):
+        e = everyone.iloc[0]
+        add("clv_mean", e["mean"], e["mean_low"], e["mean_high"], e["customers"])
+        add("clv_median", e["median"], n=e["customers"])
+        add("revenue", e["revenue"], n=e["customers"])
+    else:  # no buyers
+        add("clv_mean", np.nan, n=0)
+        add("clv_median", np.nan, n=0)
+        add("revenue", 0.0, n=0)
 
     table = pd.DataFrame(rows)
     table["n"] = table["n"].fillna(0).astype("int64")
@@ -311,7 +323,9 @@ def month_label(index: int) -> str:
     return f"{index // 12:04d}-{index % 12 + 1:02d}"
 
 
-def _cohorts(rows: pd.DataFrame, end_month: int | None, spec: LoyaltySpec) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _cohorts(
+    rows: pd.DataFrame, end_month: int | None, spec: LoyaltySpec
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     sizes = rows[rows["months_since"] == -1].set_index("cohort")["customers"].astype("int64").sort_index()
     cells = rows[rows["months_since"] >= 0].set_index(["cohort", "months_since"])
     out: list[dict] = []

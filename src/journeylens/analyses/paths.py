@@ -134,14 +134,16 @@ def _journeys(ws: Workspace, spec: PathsSpec) -> ir.Table:
 
 def sequence_expr(ws: Workspace, spec: PathsSpec) -> ir.Table:
     """Per journey and value (after collapsing runs): journey_id, person_id, pos (1-based), _ts, value, _idx."""
-    t = ws.journey_touchpoints
+    if spec.level == "phase":
+        pm, stored, _ = phase_model_for(ws, spec.model)
+        t = phased_touchpoints(ws, pm, stored)
+    else:
+        t = ws.journey_touchpoints
     if spec.journey_types is not None:
         t = t.filter(t.journey_type.isin(spec.journey_types))
     if not spec.filters.is_empty():
         t = t.semi_join(spec.filters.journeys(ws).select("journey_id"), "journey_id")
     if spec.level == "phase":
-        pm, stored, _ = phase_model_for(ws, spec.model)
-        t = phased_touchpoints(ws, t, pm, stored)
         value, idx = t.phase, t.phase_index.cast("int64")
     else:
         value, idx = t[spec.level].cast("string"), ibis.null("int64")

@@ -21,8 +21,8 @@ Usage::
    converters' mean days_to_purchase (0 after standardising), so ``converted`` alone tells them apart.
 3. *Fitting sample*: the first ``max_fit`` persons in the order of md5(person_id), a pseudo-random order that
    is the same on every engine.
-4. *k-means* (``scipy.cluster.vq.kmeans2``, k-means++ start, ``n_init`` starts from a generator seeded with
-   ``seed``, the start with the least inertia kept). k is ``k`` if given, else the k in ``k_min..k_max``
+4. *k-means* (Lloyd's algorithm in numpy until no label changes, ``n_init`` k-means++ starts drawn from a
+   generator seeded with ``seed``, the start with the least inertia kept). k is ``k`` if given, else the k in ``k_min..k_max``
    with the highest mean silhouette (Euclidean, on the first ``silhouette_sample`` persons of the fitting
    sample; ties go to the smaller k). Clusters are numbered 1.. by size in the fitting sample.
 5. *Assignment*: every person (not only the sample) goes to the nearest centroid, in the engine; profiles
@@ -44,7 +44,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 from pydantic import Field, model_validator
-from scipy.cluster.vq import ClusterError, kmeans2, vq
 from scipy.spatial.distance import cdist
 
 from journeylens.analyses.base import Filters, Result, Spec, execute
@@ -64,14 +63,20 @@ class PersonasSpec(Spec):
 
     kind: ClassVar[str] = "personas"
 
-    k: int | None = Field(default=None, ge=2, le=20, description="number of clusters; default: chosen by silhouette")
+    k: int | None = Field(
+        default=None, ge=2, le=20, description="number of clusters; default: chosen by silhouette"
+    )
     k_min: int = Field(default=2, ge=2, le=20)
     k_max: int = Field(default=6, ge=2, le=20)
-    max_channels: int = Field(default=8, ge=1, le=30, description="channel-share features for this many busiest channels")
-    max_journey_types: int = Field(default=8, ge=0, le=30, description="journey-type-share features for this many commonest types")
+    max_channels: int = Field(
+        default=8, ge=1, le=30, description="channel-share features for this many busiest channels"
+    )
+    max_journey_types: int = Field(
+        default=8, ge=0, le=30, description="journey-type-share features for this many commonest types"
+    )
     seed: int = Field(default=0, ge=0)
-    n_init: int = Field(default=10, ge=1, le=100)
-    max_fit: int = Field(default=20_000, ge=10, description="persons in the fitting sample")
+    n_init: int = Field(default=4, ge=1, le=100, description="k-means++ starts per k; the best is kept")
+    max_fit: int = Field(default=10_000, ge=10, description="persons in the fitting sample")
     silhouette_sample: int = Field(default=2_000, ge=10, le=20_000)
     filters: Filters = Filters()
 
@@ -162,7 +167,8 @@ def features_expr(
     t = spec.filters.touchpoints(ws)
     names = [_column_name(c, taken) for c in channels]
     shares = {
-        name: (t.channel == c).cast("float64").sum() / t.count() for name, c in zip(names, channels, strict=True)
+        name: (t.channel == c).cast("float64").sum() / t.count()
+        for name, c in zip(names, channels, strict=True)
     }
     ch = t.group_by("person_id").aggregate(**shares)
     other = _column_name("other", taken)
@@ -233,21 +239,71 @@ def silhouette(x: np.ndarray, labels: np.ndarray) -> float:
     return float(s.mean())
 
 
+def _sq_distances(x: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """Squared Euclidean distances of every row of x to every centre (one elementwise pass per centre:
+    no BLAS call, whose threads only get in each other's way on a busy machine)."""
+    return np.stack([((x - c) ** 2).sum(axis=1) for c in centres], axis=1)
+
+
+def _plus_plus(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray | None:
+    """k-means++ starting centres (Arthur & Vassilvitskii 2007); None when x has fewer than k distinct rows."""
+    centres = [x[rng.integers(len(x))]]
+    d2 = ((x - centres[0]) ** 2).sum(axis=1)
+    for _ in range(1, k):
+        total = d2.sum()
+        if total <= 0:
+            return None
+        pick = x[rng.choice(len(x), p=d2 / total)]
+        centres.append(pick)
+        d2 = np.minimum(d2, ((x - pick) ** 2).sum(axis=1))
+    return np.stack(centres)
+
+
+def _lloyd(
+    x: np.ndarray, centres: np.ndarray, max_iter: int = 300, tol: float = 1e-4
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Lloyd's iterations until no label changes or the centres move less than ``tol`` (squared, summed
+    over centres; the features are standardised, so this is scikit-learn's default tolerance); the labels
+    returned are those of the nearest final centres. None when a cluster runs empty."""
+    k = len(centres)
+    labels = _sq_distances(x, centres).argmin(axis=1)
+    for _ in range(max_iter):
+        counts = np.bincount(labels, minlength=k)
+        if (counts == 0).any():
+            return None
+        moved = np.stack([x[labels == c].mean(axis=0) for c in range(k)])
+        shift = float(((moved - centres) ** 2).sum())
+        centres = moved
+        new = _sq_distances(x, centres).argmin(axis=1)  # ties go to the lower cluster, as in the engine
+        if np.array_equal(new, labels) or shift < tol:
+            labels = new
+            break
+        labels = new
+    if (np.bincount(labels, minlength=k) == 0).any():
+        return None
+    return centres, labels
+
+
 def kmeans(x: np.ndarray, k: int, *, seed: int, n_init: int) -> tuple[np.ndarray, np.ndarray, float]:
-    """Centroids, labels and inertia of the best of ``n_init`` k-means++ starts (deterministic)."""
+    """Centroids, labels and inertia of the best of ``n_init`` k-means++ starts (deterministic).
+
+    Lloyd's algorithm in numpy, run until the labels stop changing (at most 300 rounds); a start whose
+    cluster runs empty is dropped. Raises SpecError when no start gives ``k`` non-empty clusters."""
     rng = np.random.default_rng([seed, k])
     best: tuple[np.ndarray, np.ndarray, float] | None = None
     for _ in range(n_init):
-        try:
-            centroids, _ = kmeans2(x, k, iter=100, minit="++", missing="raise", rng=rng)
-        except ClusterError:
+        start = _plus_plus(x, k, rng)
+        fitted = None if start is None else _lloyd(x, start)
+        if fitted is None:
             continue
-        labels, dist = vq(x, centroids)
-        inertia = float((dist**2).sum())
-        if best is None or inertia < best[2] - 1e-12:
-            best = (centroids, labels, inertia)
+        centres, labels = fitted
+        inertia = float(_sq_distances(x, centres)[np.arange(len(x)), labels].sum())
+        if best is None or inertia < best[2] - 1e-9:
+            best = (centres, labels, inertia)
     if best is None:
-        raise SpecError(f"personas: k-means found no {k} non-empty clusters in {len(x)} persons; try a smaller k")
+        raise SpecError(
+            f"personas: k-means found no {k} non-empty clusters in {len(x)} persons; try a smaller k"
+        )
     return best
 
 
@@ -286,7 +342,9 @@ def run(ws: Workspace, spec: PersonasSpec) -> PersonasResult:
     frame = sample.to_pandas()
     ks = [spec.k] if spec.k is not None else list(range(spec.k_min, spec.k_max + 1))
     if len(frame) < max(ks) + 1:
-        raise SpecError(f"personas: {len(frame)} persons is too few to form {max(ks)} clusters; expected at least {max(ks) + 1}")
+        raise SpecError(
+            f"personas: {len(frame)} persons is too few to form {max(ks)} clusters; expected at least {max(ks) + 1}"
+        )
 
     days = frame["days_to_purchase"].to_numpy(np.float64)
     fill_days = float(np.nanmean(days)) if np.isfinite(days).any() else 0.0
@@ -311,7 +369,9 @@ def run(ws: Workspace, spec: PersonasSpec) -> PersonasResult:
         score = silhouette(z[:m], fits[k][1][:m]) if len(ks) > 1 else float("nan")
         selection.append({"k": k, "silhouette": score, "inertia": fits[k][2]})
     if not fits:
-        raise SpecError(f"personas: k-means found no {ks[0]}..{ks[-1]} non-empty clusters in {len(z)} persons")
+        raise SpecError(
+            f"personas: k-means found no {ks[0]}..{ks[-1]} non-empty clusters in {len(z)} persons"
+        )
     if len(ks) > 1:
         fitted = [r for r in selection if r["k"] in fits]
         k = max(fitted, key=lambda r: (np.nan_to_num(r["silhouette"], nan=-2.0), -r["k"]))["k"]
@@ -327,7 +387,9 @@ def run(ws: Workspace, spec: PersonasSpec) -> PersonasResult:
 
     assigned = _assign(f, features, fill_days, mu, sd, centroids)
     profiles_raw = _profiles_expr(assigned, features).to_pyarrow().to_pandas()
-    cross_raw = assigned.group_by(["cluster", "persona"]).aggregate(persons=assigned.count()).to_pyarrow().to_pandas()
+    cross_raw = (
+        assigned.group_by(["cluster", "persona"]).aggregate(persons=assigned.count()).to_pyarrow().to_pandas()
+    )
 
     crosstab, contingency = _crosstab(cross_raw)
     table = _profiles(profiles_raw, crosstab, features, centroids)
@@ -345,7 +407,9 @@ def run(ws: Workspace, spec: PersonasSpec) -> PersonasResult:
     )
 
 
-def _assign(f: ir.Table, features: list[str], fill_days: float, mu: np.ndarray, sd: np.ndarray, centroids: np.ndarray) -> ir.Table:
+def _assign(
+    f: ir.Table, features: list[str], fill_days: float, mu: np.ndarray, sd: np.ndarray, centroids: np.ndarray
+) -> ir.Table:
     """Each person's nearest centroid (1-based cluster number; ties go to the lower number), in the engine."""
     zs = [(_transformed(f, name, fill_days) - float(mu[i])) / float(sd[i]) for i, name in enumerate(features)]
     dist = {}
@@ -381,11 +445,17 @@ def _crosstab(raw: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
     raw["share_of_cluster"] = raw["persons"] / raw.groupby("cluster")["persons"].transform("sum")
     raw["share_of_persona"] = raw["persons"] / raw.groupby("persona")["persons"].transform("sum")
     known = raw[raw["persona"] != UNKNOWN]
-    contingency = known.pivot_table(index="cluster", columns="persona", values="persons", aggfunc="sum", fill_value=0)
-    return raw[["cluster", "persona", "persons", "share_of_cluster", "share_of_persona"]], contingency.to_numpy()
+    contingency = known.pivot_table(
+        index="cluster", columns="persona", values="persons", aggfunc="sum", fill_value=0
+    )
+    return raw[
+        ["cluster", "persona", "persons", "share_of_cluster", "share_of_persona"]
+    ], contingency.to_numpy()
 
 
-def _profiles(raw: pd.DataFrame, crosstab: pd.DataFrame, features: list[str], centroids: np.ndarray) -> pd.DataFrame:
+def _profiles(
+    raw: pd.DataFrame, crosstab: pd.DataFrame, features: list[str], centroids: np.ndarray
+) -> pd.DataFrame:
     raw = raw.copy()
     raw["cluster"] = raw["cluster"].astype("int64")
     raw = raw.set_index("cluster").reindex(range(1, len(centroids) + 1))
@@ -395,7 +465,9 @@ def _profiles(raw: pd.DataFrame, crosstab: pd.DataFrame, features: list[str], ce
     out["share"] = persons / persons.sum() if persons.sum() else np.nan
     for name in features:
         out[name] = raw[name].to_numpy(np.float64)
-    top = crosstab.sort_values(["cluster", "persons", "persona"], ascending=[True, False, True]).drop_duplicates("cluster")
+    top = crosstab.sort_values(
+        ["cluster", "persons", "persona"], ascending=[True, False, True]
+    ).drop_duplicates("cluster")
     top = top.set_index("cluster")
     out["top_persona"] = [top["persona"].get(c) for c in out["cluster"]]
     out["top_persona_share"] = [top["share_of_cluster"].get(c, np.nan) for c in out["cluster"]]

@@ -77,10 +77,19 @@ class SatisfactionSpec(Spec):
 
     kind: ClassVar[str] = "satisfaction"
 
-    by: By = Field(default="touchpoint", description="group answers by the rated step's touchpoint, channel, phase or journey type")
+    by: By = Field(
+        default="touchpoint",
+        description="group answers by the rated step's touchpoint, channel, phase or journey type",
+    )
     scales: list[Scale] = Field(default=["csat", "nps", "ces"], min_length=1)
-    survey_touchpoints: list[str] = Field(default=["survey_response"], description="touchpoints that are survey answers about an earlier step")
-    about_property: str | None = Field(default="about", min_length=1, description="properties key naming the touchpoint a survey is about; None to ignore")
+    survey_touchpoints: list[str] = Field(
+        default=["survey_response"], description="touchpoints that are survey answers about an earlier step"
+    )
+    about_property: str | None = Field(
+        default="about",
+        min_length=1,
+        description="properties key naming the touchpoint a survey is about; None to ignore",
+    )
     min_n: int = Field(default=30, ge=1, description="fewer answers than this flag a figure too_thin")
     confidence: float = Field(default=0.95, gt=0.0, lt=1.0)
     filters: Filters = Filters()
@@ -121,7 +130,9 @@ def _json_text(properties: ir.StringValue, key: str) -> ir.StringValue:
 
 
 def _bounds(scale: ir.StringValue, which: int) -> ir.FloatingValue:
-    return scale.cases(*((n, float(r[which])) for n, r in SATISFACTION_SCALES.items()), else_=ibis.null("float64"))
+    return scale.cases(
+        *((n, float(r[which])) for n, r in SATISFACTION_SCALES.items()), else_=ibis.null("float64")
+    )
 
 
 def rated_answers(ws: Workspace, spec: SatisfactionSpec) -> ir.Table:
@@ -131,7 +142,9 @@ def rated_answers(ws: Workspace, spec: SatisfactionSpec) -> ir.Table:
     is_survey = t.touchpoint.isin(spec.survey_touchpoints)
     answers = t.filter(t.satisfaction.notnull() & t.scale.isin(spec.scales))
     survey = answers.touchpoint.isin(spec.survey_touchpoints)
-    about = _json_text(answers.properties, spec.about_property) if spec.about_property else ibis.null("string")
+    about = (
+        _json_text(answers.properties, spec.about_property) if spec.about_property else ibis.null("string")
+    )
     answers = answers.mutate(_survey=survey, _about=ibis.ifelse(survey, about, ibis.null("string")))
 
     s = answers.filter(answers._survey).select(
@@ -151,15 +164,17 @@ def rated_answers(ws: Workspace, spec: SatisfactionSpec) -> ir.Table:
     earlier = (c._cts < s._sts) | ((c._cts == s._sts) & (c._ceid < s._sid))
     named = s._sa.notnull() & (c._ctp == s._sa)
     pairs = s.join(c, [s._sp == c._cp, earlier, (c._cj == s._sj) | named.fill_null(False)])
-    pairs = pairs.mutate(_match=(pairs._sa.notnull() & (pairs._ctp == pairs._sa)).fill_null(False).cast("int64"))
+    pairs = pairs.mutate(
+        _match=(pairs._sa.notnull() & (pairs._ctp == pairs._sa)).fill_null(False).cast("int64")
+    )
     w = ibis.window(
-        group_by=pairs._sid,
+        group_by=[pairs._sid, pairs._sp],
         order_by=[ibis.desc(pairs._match), ibis.desc(pairs._cts), ibis.desc(pairs._ceid)],
     )
     pairs = pairs.mutate(_r=ibis.row_number().over(w))
-    pick = pairs.filter(pairs._r == 0).select("_sid", "_match", "_ctp", "_cch", "_cph", "_cpi", "_cjt")
+    pick = pairs.filter(pairs._r == 0).select("_sid", "_sp", "_match", "_ctp", "_cch", "_cph", "_cpi", "_cjt")
 
-    a = answers.left_join(pick, answers.event_id == pick._sid)
+    a = answers.left_join(pick, [answers.event_id == pick._sid, answers.person_id == pick._sp])
     rule = ibis.cases(
         (~a._survey, "own"),
         (a._about.notnull() & (a._match == 1).fill_null(False), "about"),
@@ -230,8 +245,12 @@ def scores(groups: pd.DataFrame, key: str, *, min_n: int, confidence: float) -> 
     nps, nps_low, nps_high = stats.nps_interval(g["top"], g["bottom"], n, confidence)
     scale = g["scale"].to_numpy()
     g["score"] = np.select([scale == "csat", scale == "nps"], [100 * g["top_share"], nps], g["mean"])
-    g["score_low"] = np.select([scale == "csat", scale == "nps"], [100 * g["top_low"], nps_low], g["mean_low"])
-    g["score_high"] = np.select([scale == "csat", scale == "nps"], [100 * g["top_high"], nps_high], g["mean_high"])
+    g["score_low"] = np.select(
+        [scale == "csat", scale == "nps"], [100 * g["top_low"], nps_low], g["mean_low"]
+    )
+    g["score_high"] = np.select(
+        [scale == "csat", scale == "nps"], [100 * g["top_high"], nps_high], g["mean_high"]
+    )
     g["too_thin"] = n < min_n
     g["n"] = g["n"].astype("int64")
     columns = [
@@ -303,4 +322,18 @@ def _ranking(table: pd.DataFrame, key: str, overall: float) -> pd.DataFrame:
     r["vs_overall"] = np.select(
         [r["normalised_high"] < overall, r["normalised_low"] > overall], ["below", "above"], ""
     )
-    return r[["rank", key, "scale", "n", "normalised", "normalised_low", "normalised_high", "score", "score_low", "score_high", "vs_overall"]]
+    return r[
+        [
+            "rank",
+            key,
+            "scale",
+            "n",
+            "normalised",
+            "normalised_low",
+            "normalised_high",
+            "score",
+            "score_low",
+            "score_high",
+            "vs_overall",
+        ]
+    ]

@@ -139,4 +139,3 @@ def ratio_interval(
         low = np.clip(low, 0.0, None)
     valid = (p2 > 0) & np.isfinite(p1)
     return ratio, np.where(valid, low, np.nan), np.where(valid, high, np.nan)
-

@@ -35,7 +35,7 @@ import pyarrow as pa
 from pydantic import Field
 
 from journeylens.analyses.base import Filters, Result, Spec, execute
-from journeylens.analyses.funnel import SECONDS_PER_DAY, _sort_key, breakdown_column, quantile, seconds
+from journeylens.analyses.funnel import SECONDS_PER_DAY, breakdown_column, none_last, quantile, seconds
 
 if TYPE_CHECKING:
     from journeylens.store import Workspace
@@ -176,7 +176,7 @@ SUMMARY_COLUMNS = [
 def run(ws: Workspace, spec: TouchpointsSpec) -> TouchpointsResult:
     table, sql = execute(touchpoints_expr(ws, spec))
     summary, _ = execute(summary_expr(ws, spec))
-    rows = sorted(table.to_pylist(), key=lambda r: (_sort_key(r["_breakdown"]), r["contact_number"]))
+    rows = sorted(table.to_pylist(), key=lambda r: (none_last(r["_breakdown"]), r["contact_number"]))
     dist = [
         {
             "breakdown": r["_breakdown"],
@@ -189,7 +189,7 @@ def run(ws: Workspace, spec: TouchpointsSpec) -> TouchpointsResult:
         for r in rows
     ]
     srows = []
-    for r in sorted(summary.to_pylist(), key=lambda r: _sort_key(r["_breakdown"])):
+    for r in sorted(summary.to_pylist(), key=lambda r: none_last(r["_breakdown"])):
         out = {k: v for k, v in r.items() if k != "_breakdown"}
         out["breakdown"] = r["_breakdown"]
         out["reference_share_at_1"] = REFERENCE["share_at_1"]
