@@ -43,8 +43,21 @@ def free_port() -> int:
 
 
 def start_server(workspace: Path, port: int, *extra: str) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-m", "journeylens.cli_server", "serve", "-w", str(workspace), "--host", "127.0.0.1", "--port", str(port)]
-    proc = subprocess.Popen([*cmd, "--log-level", "warning", *extra], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    cmd = [
+        sys.executable,
+        "-m",
+        "journeylens.cli_server",
+        "serve",
+        "-w",
+        str(workspace),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+    proc = subprocess.Popen(
+        [*cmd, "--log-level", "warning", *extra], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -103,13 +116,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--events", type=int, default=200_000, help="events in all (default 200k)")
     parser.add_argument("--batch", type=int, default=500, help="events per request (default 500)")
-    parser.add_argument("--segment", action="store_true", help="post Segment batches to /v1/batch instead of /v1/touchpoints")
+    parser.add_argument(
+        "--segment", action="store_true", help="post Segment batches to /v1/batch instead of /v1/touchpoints"
+    )
     args = parser.parse_args(argv)
 
     per_client = args.events // args.clients
     make = segment_body if args.segment else contract_body
     path = "/v1/batch" if args.segment else "/v1/touchpoints"
-    bodies = [[make(c, s, min(args.batch, per_client - s)) for s in range(0, per_client, args.batch)] for c in range(args.clients)]
+    bodies = [
+        [make(c, s, min(args.batch, per_client - s)) for s in range(0, per_client, args.batch)]
+        for c in range(args.clients)
+    ]
     sizes = [len(b) for client in bodies for b in client]
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -155,14 +173,20 @@ def main(argv: list[str] | None = None) -> int:
             proc.send_signal(signal.SIGTERM)
             proc.wait(60)
         with Workspace(ws_dir, read_only=True) as ws:
-            stored, distinct = ws.con.con.execute("SELECT count(*), count(DISTINCT event_id) FROM touchpoints").fetchone()
+            stored, distinct = ws.con.con.execute(
+                "SELECT count(*), count(DISTINCT event_id) FROM touchpoints"
+            ).fetchone()
             groups = ws.con.con.execute("SELECT count(*) FROM imports").fetchone()[0]
 
     sent = per_client * args.clients
     q = statistics.quantiles(latencies, n=100)
-    print(f"clients          {args.clients} x {len(bodies[0])} requests of {args.batch} events ({statistics.mean(sizes) / 1024:.0f} KiB)")
+    print(
+        f"clients          {args.clients} x {len(bodies[0])} requests of {args.batch} events ({statistics.mean(sizes) / 1024:.0f} KiB)"
+    )
     print(f"endpoint         POST {path}")
-    print(f"events           {sent:,} sent, {stored:,} stored ({distinct:,} distinct) in {groups:,} imports (group commits)")
+    print(
+        f"events           {sent:,} sent, {stored:,} stored ({distinct:,} distinct) in {groups:,} imports (group commits)"
+    )
     print(f"wall             {wall:.2f} s")
     print(f"throughput       {sent / wall:,.0f} events/s")
     print(f"latency          p50 {q[49] * 1000:.0f} ms, p95 {q[94] * 1000:.0f} ms, p99 {q[98] * 1000:.0f} ms")
@@ -173,7 +197,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"client CPU       {cpu1.user - cpu0.user + cpu1.system - cpu0.system:.1f} s (this process)")
     print(f"machine          {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end")
     if failures or stored != sent or distinct != sent:
-        print(f"FAILED: {len(failures)} bad answers (first: {failures[:1]}), stored {stored:,} of {sent:,}", file=sys.stderr)
+        print(
+            f"FAILED: {len(failures)} bad answers (first: {failures[:1]}), stored {stored:,} of {sent:,}",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

@@ -565,9 +565,10 @@ def demo(
 
 def _register_commands() -> None:
     """Commands defined beside their subject (analyses, server, report), added to the one app."""
+    from journeylens import cli_server
     from journeylens.analyses import cli_funnels, cli_insights
 
-    for module in (cli_funnels, cli_insights):
+    for module in (cli_funnels, cli_insights, cli_server):
         module.register(app)
 
 

@@ -19,6 +19,12 @@ with a salted SHA-256 of the person id (a fresh salt per record: whoever knows t
 was erased; the log alone reveals nothing), the time and the number of rows per table. After the commit
 DuckDB is checkpointed, so that the write-ahead log holds no copy of the erased rows.
 
+**The file.** DuckDB marks the space of deleted rows free but does not overwrite it: until the file is
+rewritten, its free blocks still hold the erased bytes. :func:`compact_workspace` rewrites it (a copy of
+every table and view into a new file that then replaces the old one); ``journeylens erase`` does so after
+the erasure unless told not to. It needs the workspace closed, so the server (which holds it) cannot: after
+erasures over HTTP, stop the server and run ``journeylens erase --compact-only``.
+
 Every statement is parameterised: the id never becomes part of SQL text; table and column names come
 from DuckDB's own catalog and are quoted.
 """
@@ -27,11 +33,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import secrets
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from journeylens.errors import UnusableInputError, WorkspaceError
@@ -103,7 +111,9 @@ def _token_pattern(values: list[str]) -> re.Pattern[str]:
 def erase_person(ws: Workspace, person_id: str) -> ErasureReport:
     """Remove ``person_id`` (and their anonymous ids) from every table; log it in ``erasures``."""
     if not isinstance(person_id, str) or not person_id.strip():
-        raise UnusableInputError("erase: the person id is empty; expected the id of one person", code="bad_person_id")
+        raise UnusableInputError(
+            "erase: the person id is empty; expected the id of one person", code="bad_person_id"
+        )
     if ws.engine != "duckdb":
         raise WorkspaceError(f"erase needs a DuckDB workspace; this one runs on {ws.engine}")
     person_id = person_id.strip()
@@ -134,7 +144,9 @@ def erase_person(ws: Workspace, person_id: str) -> ErasureReport:
     return report
 
 
-def _erase_rows(raw: Any, table: str, columns: list[tuple[str, str]], keys: list[str], anon: list[str]) -> int:
+def _erase_rows(
+    raw: Any, table: str, columns: list[tuple[str, str]], keys: list[str], anon: list[str]
+) -> int:
     person_cols = [c for c, t in columns if _is_person_column(c) and t in _TEXT_TYPES]
     anon_cols = [c for c, t in columns if _is_anon_column(c) and t in _TEXT_TYPES]
     conditions: list[str] = []
@@ -163,11 +175,15 @@ def _erase_mentions(raw: Any, table: str, columns: list[tuple[str, str]], ids: l
     doomed: set[int] = set()
     for c in text_cols:
         for value in ids:
-            rows = raw.execute(f"SELECT rowid, {_quote(c)} FROM {_quote(table)} WHERE contains({_quote(c)}, ?)", [value]).fetchall()
+            rows = raw.execute(
+                f"SELECT rowid, {_quote(c)} FROM {_quote(table)} WHERE contains({_quote(c)}, ?)", [value]
+            ).fetchall()
             doomed.update(rowid for rowid, text in rows if pattern.search(text))
     if not doomed:
         return 0
-    deleted = raw.execute(f"DELETE FROM {_quote(table)} WHERE list_contains(?::BIGINT[], rowid)", [sorted(doomed)]).fetchone()
+    deleted = raw.execute(
+        f"DELETE FROM {_quote(table)} WHERE list_contains(?::BIGINT[], rowid)", [sorted(doomed)]
+    ).fetchone()
     return int(deleted[0]) if deleted else 0
 
 
@@ -200,5 +216,44 @@ def erasures_of(ws: Workspace, person_id: str) -> list[datetime]:
     """When ``person_id`` was erased (empty when never): checked against the salted hashes of the log."""
     if not ws.has_table(ERASURES_TABLE):
         return []
-    rows = ws.con.con.execute("SELECT erased_at, subject_hash, salt FROM erasures ORDER BY erased_at").fetchall()
+    rows = ws.con.con.execute(
+        "SELECT erased_at, subject_hash, salt FROM erasures ORDER BY erased_at"
+    ).fetchall()
     return [at for at, digest, salt in rows if subject_hash(person_id.strip(), salt) == digest]
+
+
+def compact_workspace(path: str | Path) -> tuple[int, int]:
+    """Rewrite the workspace's DuckDB file so that no free block keeps erased data; (bytes before, after).
+
+    The workspace must not be open (raises WorkspaceLockedError when another process holds it). The new
+    file is written beside the old one and replaces it in one rename, so a crash leaves one or the other.
+    """
+    import duckdb
+
+    from journeylens.store import DATABASE_FILE, Workspace
+
+    folder = Path(path)
+    file = folder / DATABASE_FILE
+    if not file.exists():
+        raise WorkspaceError(f"workspace {folder}: no {DATABASE_FILE} here")
+    Workspace(folder).close()  # a clear error when another process holds it; checkpoints the WAL
+    before = file.stat().st_size
+    fresh = folder / f".{DATABASE_FILE}.compact"
+    fresh.unlink(missing_ok=True)
+    con = duckdb.connect(str(file))
+    try:
+        name = con.execute("SELECT current_database()").fetchone()[0]
+        target = str(fresh).replace("'", "''")
+        con.execute(f"ATTACH '{target}' AS _jl_compact")
+        con.execute(f"COPY FROM DATABASE {_quote(name)} TO _jl_compact")
+        con.execute("DETACH _jl_compact")
+    except BaseException:
+        con.close()
+        fresh.unlink(missing_ok=True)
+        raise
+    con.close()
+    with open(fresh, "rb+") as handle:
+        os.fsync(handle.fileno())
+    os.replace(fresh, file)
+    Path(str(file) + ".wal").unlink(missing_ok=True)
+    return before, file.stat().st_size

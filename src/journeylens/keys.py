@@ -81,7 +81,9 @@ class NewKey:
 
 def check_scope(scope: str) -> str:
     if scope not in SCOPES:
-        raise UnusableInputError(f"scope {scope!r} is unknown; expected one of {', '.join(SCOPES)}", code="bad_scope")
+        raise UnusableInputError(
+            f"scope {scope!r} is unknown; expected one of {', '.join(SCOPES)}", code="bad_scope"
+        )
     return scope
 
 

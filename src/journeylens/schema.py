@@ -128,7 +128,10 @@ class Touchpoint(BaseModel):
         # naive date-times are taken as UTC here; readers of files apply the workspace's zone first
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("the date-time is out of range after conversion to UTC") from None
 
     @model_validator(mode="after")
     def _check(self) -> Touchpoint:

@@ -17,7 +17,7 @@ if _HERE not in sys.path:
 
 pytest.importorskip("fastapi", reason="the HTTP server needs fastapi and uvicorn (the [server] extra)")
 
-from server_helpers import Keys, make_keys, app_client  # noqa: E402
+from server_helpers import Keys, app_client, make_keys  # noqa: E402
 
 from journeylens.server import ServerConfig  # noqa: E402
 

@@ -46,11 +46,15 @@ def app_client(ws_dir: Path, **options: Any) -> TestClient:
     return TestClient(create_app(ws_dir, **options))
 
 
-
-
-def touch(event_id: str | None, person: str | None = "p1", at: str = "2024-03-01T10:00:00Z", **fields: Any) -> dict[str, Any]:
+def touch(
+    event_id: str | None, person: str | None = "p1", at: str = "2024-03-01T10:00:00Z", **fields: Any
+) -> dict[str, Any]:
     """One touchpoint in the contract, with defaults for what a test does not care about."""
-    out: dict[str, Any] = {"timestamp": at, "channel": fields.pop("channel", "website"), "touchpoint": fields.pop("touchpoint", "page_view")}
+    out: dict[str, Any] = {
+        "timestamp": at,
+        "channel": fields.pop("channel", "website"),
+        "touchpoint": fields.pop("touchpoint", "page_view"),
+    }
     if event_id is not None:
         out["event_id"] = event_id
     if person is not None:
@@ -88,7 +92,16 @@ class ServerProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 60) -> ServerProcess:
-        cmd = [sys.executable, "-m", "journeylens.cli_server", "serve", "-w", str(self.ws_dir), "--host", "127.0.0.1"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "journeylens.cli_server",
+            "serve",
+            "-w",
+            str(self.ws_dir),
+            "--host",
+            "127.0.0.1",
+        ]
         cmd += ["--port", str(self.port), "--log-level", "warning", *self.args]
         env = {**os.environ, "PYTHONWARNINGS": "ignore"}
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
@@ -111,14 +124,15 @@ class ServerProcess:
             self.proc.wait(30)
 
     def stop(self) -> int:
-        """SIGTERM: a graceful shutdown (queued work is finished); returns the exit status."""
+        """SIGTERM: a graceful shutdown (queued work is finished); returns the exit status, 0 when it
+        shut down cleanly (uvicorn re-raises the signal after its shutdown, so -SIGTERM is 0 too)."""
         assert self.proc is not None
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             self.proc.wait(60)
         if self.proc.stderr is not None:
             self.proc.stderr.close()
-        return self.proc.returncode
+        return 0 if self.proc.returncode == -signal.SIGTERM else self.proc.returncode
 
     def __enter__(self) -> ServerProcess:
         return self.start()

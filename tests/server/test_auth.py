@@ -23,7 +23,17 @@ ENDPOINTS = {
 }
 BODIES = {
     "/v1/touchpoints": {"batch": [touch("e1")]},
-    "/v1/batch": {"batch": [{"type": "track", "messageId": "m1", "userId": "p1", "event": "x", "timestamp": "2024-01-01T00:00:00Z"}]},
+    "/v1/batch": {
+        "batch": [
+            {
+                "type": "track",
+                "messageId": "m1",
+                "userId": "p1",
+                "event": "x",
+                "timestamp": "2024-01-01T00:00:00Z",
+            }
+        ]
+    },
     "/v1/keys": {"scope": "read"},
 }
 
@@ -65,12 +75,27 @@ def test_health_needs_no_key(client):
 def test_the_three_ways_to_send_a_key(client, keys):
     batch = {"batch": [touch("e1")]}
     assert client.post("/v1/touchpoints", json=batch, headers={"X-API-Key": keys.ingest}).status_code == 200
-    assert client.post("/v1/touchpoints", json=batch, headers={"Authorization": f"bearer {keys.ingest}"}).status_code == 200
+    assert (
+        client.post(
+            "/v1/touchpoints", json=batch, headers={"Authorization": f"bearer {keys.ingest}"}
+        ).status_code
+        == 200
+    )
     # Segment's libraries send the write key as the user name of HTTP Basic auth
     basic = base64.b64encode(f"{keys.ingest}:".encode()).decode()
-    assert client.post("/v1/touchpoints", json=batch, headers={"Authorization": f"Basic {basic}"}).status_code == 200
-    assert client.post("/v1/touchpoints", json=batch, headers={"Authorization": "Basic !!!"}).status_code == 401
-    assert client.post("/v1/touchpoints", json=batch, headers={"Authorization": f"Token {keys.ingest}"}).status_code == 401
+    assert (
+        client.post("/v1/touchpoints", json=batch, headers={"Authorization": f"Basic {basic}"}).status_code
+        == 200
+    )
+    assert (
+        client.post("/v1/touchpoints", json=batch, headers={"Authorization": "Basic !!!"}).status_code == 401
+    )
+    assert (
+        client.post(
+            "/v1/touchpoints", json=batch, headers={"Authorization": f"Token {keys.ingest}"}
+        ).status_code
+        == 401
+    )
 
 
 def test_keys_made_and_revoked_over_the_api_work_at_once(client, keys):
@@ -93,14 +118,21 @@ def test_keys_made_and_revoked_over_the_api_work_at_once(client, keys):
 
 def test_cors_is_off_unless_origins_are_given(make_client, keys):
     plain = make_client()
-    asked = plain.options("/v1/touchpoints", headers={"Origin": "https://shop.example", "Access-Control-Request-Method": "POST"})
+    asked = plain.options(
+        "/v1/touchpoints", headers={"Origin": "https://shop.example", "Access-Control-Request-Method": "POST"}
+    )
     assert "access-control-allow-origin" not in asked.headers
-    plain.__exit__(None, None, None)
     allowed = make_client(cors_origins=["https://shop.example"])
     asked = allowed.options(
         "/v1/touchpoints",
-        headers={"Origin": "https://shop.example", "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization"},
+        headers={
+            "Origin": "https://shop.example",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization",
+        },
     )
     assert asked.status_code == 200 and asked.headers["access-control-allow-origin"] == "https://shop.example"
-    other = allowed.options("/v1/touchpoints", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
+    other = allowed.options(
+        "/v1/touchpoints", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"}
+    )
     assert other.headers.get("access-control-allow-origin") != "https://evil.example"

@@ -29,9 +29,13 @@ def test_a_key_is_stored_only_as_the_hash_of_its_secret(tmp_path):
         new = create_key(ws, "ingest", "website")
         prefix, secret = parse_key(new.key)
         assert len(secret) == 32 and new.key.startswith(f"jl_{prefix}_")
-        stored = ws.con.con.execute("SELECT prefix, name, scope, key_hash, revoked_at FROM api_keys").fetchall()
+        stored = ws.con.con.execute(
+            "SELECT prefix, name, scope, key_hash, revoked_at FROM api_keys"
+        ).fetchall()
         assert stored == [(prefix, "website", "ingest", hashlib.sha256(secret).hexdigest(), None)]
-        table_text = json.dumps([list(map(str, r)) for r in ws.con.con.execute("SELECT * FROM api_keys").fetchall()])
+        table_text = json.dumps(
+            [list(map(str, r)) for r in ws.con.con.execute("SELECT * FROM api_keys").fetchall()]
+        )
         assert new.key not in table_text and new.key.split("_", 2)[2] not in table_text
 
 
@@ -44,7 +48,14 @@ def test_the_ring_accepts_only_live_well_formed_keys(tmp_path):
         assert ring.authenticate(admin.key).allows("ingest") and ring.authenticate(admin.key).allows("read")
         assert not ring.authenticate(read.key).allows("ingest")
         forged = read.key[:-4] + ("AAAA" if not read.key.endswith("AAAA") else "BBBB")
-        for bad in (forged, "", "jl_", read.key + "x", "Bearer " + read.key, admin.key.replace(admin.info.prefix, read.info.prefix)):
+        for bad in (
+            forged,
+            "",
+            "jl_",
+            read.key + "x",
+            "Bearer " + read.key,
+            admin.key.replace(admin.info.prefix, read.info.prefix),
+        ):
             assert ring.authenticate(bad) is None, bad
         revoke_key(ws, read.info.prefix)
         assert KeyRing.load(ws).authenticate(read.key) is None
@@ -53,7 +64,9 @@ def test_the_ring_accepts_only_live_well_formed_keys(tmp_path):
 
 def test_scopes_and_prefixes_are_checked(tmp_path):
     with Workspace(tmp_path / "ws") as ws:
-        with pytest.raises(UnusableInputError, match="scope 'write' is unknown; expected one of ingest, read, admin"):
+        with pytest.raises(
+            UnusableInputError, match="scope 'write' is unknown; expected one of ingest, read, admin"
+        ):
             create_key(ws, "write")
         with pytest.raises(UnknownKeyError, match="no API key has the prefix 'deadbeef'"):
             revoke_key(ws, "deadbeef")
@@ -69,7 +82,12 @@ def test_cli_create_list_revoke(tmp_path):
     listed = cli("keys", "list", "-w", ws, "--format", "json")
     assert listed.exit_code == 0, listed.output
     (entry,) = json.loads(listed.stdout)
-    assert (entry["prefix"], entry["name"], entry["scope"], entry["revoked"]) == (prefix, "dashboard", "read", None)
+    assert (entry["prefix"], entry["name"], entry["scope"], entry["revoked"]) == (
+        prefix,
+        "dashboard",
+        "read",
+        None,
+    )
     assert key not in listed.output
 
     revoked = cli("keys", "revoke", prefix, "-w", ws)

@@ -28,12 +28,14 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import Future
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import duckdb
 from fastapi import Depends, FastAPI, Request, Security
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
@@ -45,7 +47,7 @@ from pydantic.json_schema import models_json_schema
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from journeylens import __version__
-from journeylens.errors import JourneyLensError
+from journeylens.errors import UnusableInputError
 from journeylens.keys import ApiKey, UnknownKeyError, create_key, list_keys, revoke_key
 from journeylens.server import segment
 from journeylens.server.events import (
@@ -56,8 +58,8 @@ from journeylens.server.events import (
     batch_of,
     decode_body,
     parse_json,
-    prepare,
     prepare_segment,
+    prepare_touchpoints_body,
 )
 from journeylens.server.models import (
     ErasureOut,
@@ -75,15 +77,24 @@ from journeylens.server.models import (
 from journeylens.server.service import ServerConfig, Service
 from journeylens.server.writer import QueueFull, WriterClosed
 
+_log = logging.getLogger("journeylens.server")
 #: bodies larger than this are parsed and validated off the event loop
 _THREAD_BYTES = 256 * 1024
-_STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}
+_STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+}
 
 
 class ApiError(Exception):
     """An error answered as ``{"code", "message", "errors"}`` with its status."""
 
-    def __init__(self, status: int, code: str, message: str, *, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, *, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
@@ -103,7 +114,9 @@ def _presented_key(request: Request) -> str | None:
             return value.strip() or None
         if scheme.lower() == "basic":
             try:
-                user, _, password = base64.b64decode(value.strip(), validate=True).decode("utf-8").partition(":")
+                user, _, password = (
+                    base64.b64decode(value.strip(), validate=True).decode("utf-8").partition(":")
+                )
             except (binascii.Error, ValueError):
                 return None
             return user or password or None
@@ -116,7 +129,12 @@ _KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False, description="X-AP
 
 
 def _ref(name: str) -> dict[str, Any]:
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}}}}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}},
+        }
+    }
 
 
 _INGEST_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -184,47 +202,80 @@ def _build_app(service: Service, cors_origins: Sequence[str]) -> FastAPI:
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _STATUS_CODES.get(exc.status_code, f"http_{exc.status_code}")
-        return JSONResponse(_error_body(code, str(exc.detail)), status_code=exc.status_code, headers=getattr(exc, "headers", None))
+        return JSONResponse(
+            _error_body(code, str(exc.detail)),
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = []
         for e in exc.errors():
             loc = [str(p) for p in e.get("loc", ()) if p not in ("body", "query", "path", "header")]
-            errors.append(EventError(None, ".".join(loc) or None, str(e.get("type", "invalid")), str(e.get("msg", ""))))
-        return JSONResponse(_error_body("invalid_request", "the request does not match the API", errors), status_code=422)
+            errors.append(
+                EventError(None, ".".join(loc) or None, str(e.get("type", "invalid")), str(e.get("msg", "")))
+            )
+        return JSONResponse(
+            _error_body("invalid_request", "the request does not match the API", errors), status_code=422
+        )
 
     # -- access ----------------------------------------------------------------------------------------
 
     def require(scope: str) -> Callable[..., Any]:
-        async def check(request: Request, _bearer: Any = Security(_BEARER), _key: Any = Security(_KEY_HEADER)) -> ApiKey:
+        async def check(
+            request: Request, _bearer: Any = Security(_BEARER), _key: Any = Security(_KEY_HEADER)
+        ) -> ApiKey:
             presented = _presented_key(request)
             if presented is None:
                 raise ApiError(
-                    401, "unauthorized", "no API key; send Authorization: Bearer KEY or X-API-Key: KEY", headers={"WWW-Authenticate": "Bearer"}
+                    401,
+                    "unauthorized",
+                    "no API key; send Authorization: Bearer KEY or X-API-Key: KEY",
+                    headers={"WWW-Authenticate": "Bearer"},
                 )
             key = service.keys.authenticate(presented)
             if key is None:
-                raise ApiError(401, "unauthorized", "the API key is not valid or has been revoked", headers={"WWW-Authenticate": "Bearer"})
+                raise ApiError(
+                    401,
+                    "unauthorized",
+                    "the API key is not valid or has been revoked",
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
             if not key.allows(scope):
-                raise ApiError(403, "forbidden", f"the key {key.prefix} has scope '{key.scope}'; this needs '{scope}' (or 'admin')")
+                raise ApiError(
+                    403,
+                    "forbidden",
+                    f"the key {key.prefix} has scope '{key.scope}'; this needs '{scope}' (or 'admin')",
+                )
             return key
 
         return check
 
     async def wait(future: Future[Any]) -> Any:
+        """The job's result; the client's mistakes are 400, a database that cannot do it now is 503, and
+        anything else is a bug: a 500, logged."""
         try:
             return await asyncio.wrap_future(future)
-        except JourneyLensError as exc:
+        except UnusableInputError as exc:
             raise ApiError(400, exc.code, exc.message) from None
-        except Exception as exc:
-            raise ApiError(503, "write_failed", f"the workspace could not do it and nothing was changed: {exc}", headers={"Retry-After": "1"}) from None
+        except (duckdb.IOException, duckdb.OutOfMemoryException, duckdb.TransactionException) as exc:
+            # the database could not do it now (disk full, out of memory): nothing was changed; try again
+            _log.error("the workspace failed: %s", exc)
+            raise ApiError(
+                503,
+                "workspace_unavailable",
+                "the workspace could not do it now and nothing was changed; retry later",
+                headers={"Retry-After": "5"},
+            ) from None
 
     def queue(call: Callable[[Any], Any]) -> Future[Any]:
         try:
             return service.writer.submit(call)
         except QueueFull as exc:
-            raise ApiError(429, "queue_full", str(exc), headers={"Retry-After": str(exc.retry_after)}) from None
+            raise ApiError(
+                429, "queue_full", str(exc), headers={"Retry-After": str(exc.retry_after)}
+            ) from None
         except WriterClosed as exc:
             raise ApiError(503, "shutting_down", str(exc), headers={"Retry-After": "5"}) from None
 
@@ -234,20 +285,35 @@ def _build_app(service: Service, cors_origins: Sequence[str]) -> FastAPI:
         limit = cfg.max_request_bytes
         if service.writer.queued_events >= cfg.max_queue_events:
             retry = service.writer.retry_after()
-            raise ApiError(429, "queue_full", f"the write queue is full; retry after {retry} s", headers={"Retry-After": str(retry)})
+            raise ApiError(
+                429,
+                "queue_full",
+                f"the write queue is full; retry after {retry} s",
+                headers={"Retry-After": str(retry)},
+            )
         length = request.headers.get("content-length")
         if length is not None and length.strip().isdigit() and int(length) > limit:
-            raise ApiError(413, "payload_too_large", f"the body has {int(length):,} bytes; expected at most {limit:,}")
+            raise ApiError(
+                413, "payload_too_large", f"the body has {int(length):,} bytes; expected at most {limit:,}"
+            )
         chunks: list[bytes] = []
         size = 0
         async for chunk in request.stream():
             size += len(chunk)
             if size > limit:
-                raise ApiError(413, "payload_too_large", f"the body has more than {limit:,} bytes; expected at most {limit:,}")
+                raise ApiError(
+                    413,
+                    "payload_too_large",
+                    f"the body has more than {limit:,} bytes; expected at most {limit:,}",
+                )
             chunks.append(chunk)
         return b"".join(chunks)
 
-    async def ingest(request: Request, parse: Callable[[bytes, datetime], Prepared], rename: Callable[[str | None], str | None]) -> JSONResponse:
+    async def ingest(
+        request: Request,
+        parse: Callable[[bytes, datetime], Prepared],
+        rename: Callable[[str | None], str | None],
+    ) -> JSONResponse:
         writer = service.writer
         writer.incoming(+1)
         try:
@@ -267,7 +333,9 @@ def _build_app(service: Service, cors_origins: Sequence[str]) -> FastAPI:
                 try:
                     future = writer.submit_rows(prepared.table)
                 except QueueFull as exc:
-                    raise ApiError(429, "queue_full", str(exc), headers={"Retry-After": str(exc.retry_after)}) from None
+                    raise ApiError(
+                        429, "queue_full", str(exc), headers={"Retry-After": str(exc.retry_after)}
+                    ) from None
                 except WriterClosed as exc:
                     raise ApiError(503, "shutting_down", str(exc), headers={"Retry-After": "5"}) from None
         finally:
@@ -308,8 +376,7 @@ def _build_app(service: Service, cors_origins: Sequence[str]) -> FastAPI:
         """Store touchpoints in the contract; each event is checked on its own."""
 
         def parse(body: bytes, received_at: datetime) -> Prepared:
-            items = batch_of(parse_json(body), max_events=cfg.max_events)
-            return prepare(items, body=body)
+            return prepare_touchpoints_body(body, max_events=cfg.max_events)
 
         return await ingest(request, parse, lambda f: f)
 
@@ -323,13 +390,19 @@ def _build_app(service: Service, cors_origins: Sequence[str]) -> FastAPI:
                     sent_at = payload.get("sentAt")
                 else:
                     if not isinstance(payload, dict):
-                        raise BodyError("bad_body", f"the body is not a JSON object; expected one Segment {kind} call")
+                        raise BodyError(
+                            "bad_body", f"the body is not a JSON object; expected one Segment {kind} call"
+                        )
                     items, context, sent_at = [payload], None, None
-                return prepare_segment(items, kind, batch_context=context, sent_at=sent_at, received_at=received_at, body=body)
+                return prepare_segment(
+                    items, kind, batch_context=context, sent_at=sent_at, received_at=received_at, body=body
+                )
 
             return await ingest(request, parse, lambda f: segment.segment_field(f, kind or "track"))
 
-        post_segment.__doc__ = f"Segment-compatible `{kind or 'batch'}`; see journeylens.server.segment for the mapping."
+        post_segment.__doc__ = (
+            f"Segment-compatible `{kind or 'batch'}`; see journeylens.server.segment for the mapping."
+        )
         app.post(
             path,
             response_model=IngestOut,
@@ -359,7 +432,11 @@ def _build_app(service: Service, cors_origins: Sequence[str]) -> FastAPI:
         Runs the incremental build first when touchpoints arrived since the last one."""
         profile = await wait(queue(lambda ws: service.profile(ws, person_id, all_journeys=all)))
         if profile is None:
-            raise ApiError(404, "unknown_person", f"no person {person_id!r} in this workspace (an unidentified visitor is anon:ANONYMOUS_ID)")
+            raise ApiError(
+                404,
+                "unknown_person",
+                f"no person {person_id!r} in this workspace (an unidentified visitor is anon:ANONYMOUS_ID)",
+            )
         return profile
 
     @app.delete(
@@ -399,7 +476,13 @@ def _build_app(service: Service, cors_origins: Sequence[str]) -> FastAPI:
         new = await wait(queue(make))
         return {**new.info.__dict__, "key": new.key}
 
-    @app.delete("/v1/keys/{prefix}", response_model=KeyOut, responses={404: {"model": ErrorOut}}, dependencies=admin, tags=["keys"])
+    @app.delete(
+        "/v1/keys/{prefix}",
+        response_model=KeyOut,
+        responses={404: {"model": ErrorOut}},
+        dependencies=admin,
+        tags=["keys"],
+    )
     async def delete_key(prefix: str) -> Any:
         """Revoke a key: it is refused from now on."""
 
@@ -427,9 +510,15 @@ def _build_app(service: Service, cors_origins: Sequence[str]) -> FastAPI:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+            schema = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
             _, defs = models_json_schema(
-                [(TouchpointBatch, "validation"), (SegmentBatch, "validation"), (SegmentMessage, "validation")],
+                [
+                    (TouchpointBatch, "validation"),
+                    (SegmentBatch, "validation"),
+                    (SegmentMessage, "validation"),
+                ],
                 ref_template="#/components/schemas/{model}",
             )
             schema.setdefault("components", {}).setdefault("schemas", {}).update(defs.get("$defs", {}))

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 import pyarrow as pa
-from pydantic import TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from journeylens.schema import CONTRACT_COLUMNS, FIELDS_BY_NAME, TOUCHPOINT_FIELDS, Touchpoint
 from journeylens.server import segment
@@ -70,14 +70,22 @@ def decode_body(body: bytes, encoding: str | None, *, limit: int) -> bytes:
     if enc in ("identity", ""):
         return body
     if enc not in ("gzip", "x-gzip", "deflate"):
-        raise BodyError("unsupported_encoding", f"Content-Encoding {encoding!r} is not supported; expected gzip or none", status=415)
+        raise BodyError(
+            "unsupported_encoding",
+            f"Content-Encoding {encoding!r} is not supported; expected gzip or none",
+            status=415,
+        )
     unpack = zlib.decompressobj(wbits=47 if enc != "deflate" else 15)
     try:
         out = unpack.decompress(body, limit + 1)
     except zlib.error as exc:
         raise BodyError("bad_encoding", f"the body is not valid {enc} data ({exc})") from None
     if len(out) > limit or unpack.unconsumed_tail:
-        raise BodyError("payload_too_large", f"the body unpacks to more than {limit:,} bytes; send smaller batches", status=413)
+        raise BodyError(
+            "payload_too_large",
+            f"the body unpacks to more than {limit:,} bytes; send smaller batches",
+            status=413,
+        )
     return out
 
 
@@ -92,7 +100,9 @@ def parse_json(body: bytes) -> Any:
     try:
         return json.loads(body, parse_constant=_no_constant)
     except RecursionError:
-        raise BodyError("bad_json", "the body is nested too deeply; expected a JSON object of events") from None
+        raise BodyError(
+            "bad_json", "the body is nested too deeply; expected a JSON object of events"
+        ) from None
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, too-long integers
         raise BodyError("bad_json", f"the body is not valid JSON: {exc}") from None
 
@@ -100,21 +110,29 @@ def parse_json(body: bytes) -> Any:
 def batch_of(payload: Any, *, max_events: int, key: str = "batch") -> list[Any]:
     """``payload[key]``: a list of events, at most ``max_events`` of them."""
     if not isinstance(payload, dict):
-        raise BodyError("bad_body", f"the body is a JSON {_json_type(payload)}; expected an object with a {key!r} list")
+        raise BodyError(
+            "bad_body", f"the body is a JSON {_json_type(payload)}; expected an object with a {key!r} list"
+        )
     if key not in payload:
-        raise BodyError("bad_body", f"the body has no {key!r}; expected an object with a {key!r} list of events")
+        raise BodyError(
+            "bad_body", f"the body has no {key!r}; expected an object with a {key!r} list of events"
+        )
     items = payload[key]
     if not isinstance(items, list):
         raise BodyError("bad_body", f"{key!r} is a JSON {_json_type(items)}; expected a list of events")
     if len(items) > max_events:
         raise BodyError(
-            "too_many_events", f"{key!r} holds {len(items):,} events; expected at most {max_events:,} per request", status=413
+            "too_many_events",
+            f"{key!r} holds {len(items):,} events; expected at most {max_events:,} per request",
+            status=413,
         )
     return items
 
 
 def _json_type(value: Any) -> str:
-    return {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}.get(type(value), "number")
+    return {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}.get(
+        type(value), "number"
+    )
 
 
 # -- events -----------------------------------------------------------------------------------------------
@@ -187,41 +205,99 @@ def _errors(index: int, exc: ValidationError, rename: Callable[[str | None], str
     return out
 
 
-def check_event(index: int, data: Any, rename: Callable[[str | None], str | None] = lambda f: f) -> Touchpoint | list[EventError]:
+def check_event(
+    index: int, data: Any, rename: Callable[[str | None], str | None] = lambda f: f
+) -> Touchpoint | list[EventError]:
     """One event against the contract: the touchpoint, or its errors."""
     if not isinstance(data, dict):
-        return [EventError(index, None, "bad_event", f"event {index} is a JSON {_json_type(data)}; expected an object")]
+        return [
+            EventError(
+                index, None, "bad_event", f"event {index} is a JSON {_json_type(data)}; expected an object"
+            )
+        ]
     try:
         tp = Touchpoint.model_validate(data)
     except ValidationError as exc:
         return _errors(index, exc, rename)
     except RecursionError:
         return [EventError(index, rename("properties"), "bad_json", "'properties' is nested too deeply")]
+    except OverflowError:  # a date-time whose offset puts it outside year 1..9999 in UTC
+        shown = rename("timestamp")
+        return [
+            EventError(
+                index,
+                shown,
+                "bad_timestamp",
+                f"{shown!r}: {_shown(data.get('timestamp'))} is out of range in UTC; "
+                f"expected {FIELDS_BY_NAME['timestamp'].expected}",
+            )
+        ]
     for name in ("revenue", "satisfaction"):
         value = getattr(tp, name)
         if value is not None and not math.isfinite(value):
-            return [EventError(index, rename(name), "bad_number", f"{rename(name)!r}: {value} is not a finite number; expected {FIELDS_BY_NAME[name].expected}")]
+            return [
+                EventError(
+                    index,
+                    rename(name),
+                    "bad_number",
+                    f"{rename(name)!r}: {value} is not a finite number; expected {FIELDS_BY_NAME[name].expected}",
+                )
+            ]
     return tp
 
 
 _LIST = TypeAdapter(list[Touchpoint])
 
 
+class _Envelope(BaseModel):
+    batch: list[Touchpoint]
+
+
+_ENVELOPE = TypeAdapter(_Envelope)
+
+
+def prepare_touchpoints_body(body: bytes, *, max_events: int) -> Prepared:
+    """A ``{"batch": [...]}`` body of contract touchpoints -> Prepared.
+
+    Fast path, for a body whose events are all valid: pydantic-core parses and validates the JSON in one
+    pass. Anything else (an invalid event, a malformed body) goes the event-by-event way, which says
+    exactly what is wrong where.
+    """
+    if not _may_hold_surrogates(body):
+        try:
+            batch = _ENVELOPE.validate_json(body).batch
+        except (ValidationError, RecursionError, OverflowError, ValueError):
+            batch = None
+        if batch is not None and len(batch) <= max_events and _finite(batch):
+            try:
+                texts = [_properties_text(tp) for tp in batch]
+            except (ValueError, RecursionError):
+                texts = None
+            if texts is not None:
+                return Prepared(len(batch), to_table(batch, texts), list(range(len(batch))), [])
+    return prepare(batch_of(parse_json(body), max_events=max_events), body=body)
+
+
+def _finite(touchpoints: list[Touchpoint]) -> bool:
+    return all(v is None or math.isfinite(v) for tp in touchpoints for v in (tp.revenue, tp.satisfaction))
+
+
 def _all_valid(items: list[Any]) -> list[Touchpoint] | None:
     """The touchpoints when every event is valid (one call into pydantic-core), else None."""
     try:
         touchpoints = _LIST.validate_python(items)
-    except (ValidationError, RecursionError):
+    except (ValidationError, RecursionError, OverflowError):
         return None
-    for tp in touchpoints:
-        for value in (tp.revenue, tp.satisfaction):
-            if value is not None and not math.isfinite(value):
-                return None
-    return touchpoints
+    return touchpoints if _finite(touchpoints) else None
 
 
 def _properties_text(tp: Touchpoint) -> str | None:
-    return None if tp.properties is None else json.dumps(tp.properties, sort_keys=True, ensure_ascii=False)
+    # sorted keys: the same properties always give the same text, so a retry is a duplicate, not a conflict
+    return (
+        None
+        if tp.properties is None
+        else json.dumps(tp.properties, sort_keys=True, ensure_ascii=False, allow_nan=False)
+    )
 
 
 def _content_id(row: list[Any]) -> str:
@@ -232,7 +308,9 @@ def _content_id(row: list[Any]) -> str:
 def to_table(touchpoints: list[Touchpoint], properties: list[str | None]) -> pa.Table:
     """Validated touchpoints as an Arrow table in the contract's columns (UTC timestamps)."""
     values = [tp.__dict__ for tp in touchpoints]  # the validated fields (much faster than getattr)
-    columns: dict[str, list[Any]] = {name: [v[name] for v in values] for name in CONTRACT_COLUMNS if name != "properties"}
+    columns: dict[str, list[Any]] = {
+        name: [v[name] for v in values] for name in CONTRACT_COLUMNS if name != "properties"
+    }
     columns["properties"] = properties
     ids = columns["event_id"]
     if any(i is None for i in ids):
@@ -271,7 +349,11 @@ def prepare(
     check_text = _may_hold_surrogates(body)
     fast = None if check_text else _all_valid([data for _, _, data in candidates])
     if fast is not None:
-        texts = [_properties_text(tp) for tp in fast]
+        try:
+            texts = [_properties_text(tp) for tp in fast]
+        except (ValueError, RecursionError):
+            fast = None
+    if fast is not None:
         return Prepared(len(items), to_table(fast, texts), [index for index, _, _ in candidates], errors)
     good: list[Touchpoint] = []
     props: list[str | None] = []
@@ -288,7 +370,14 @@ def prepare(
                 json.dumps(result.model_dump(mode="json"), ensure_ascii=False).encode("utf-8")
         except (RecursionError, ValueError, UnicodeEncodeError) as exc:
             reason = "bad_encoding" if isinstance(exc, UnicodeEncodeError) else "bad_json"
-            errors.append(EventError(index, None, reason, f"event {index} holds text that is not valid UTF-8 or JSON ({type(exc).__name__})"))
+            errors.append(
+                EventError(
+                    index,
+                    None,
+                    reason,
+                    f"event {index} holds text that is not valid UTF-8 or JSON ({type(exc).__name__})",
+                )
+            )
             continue
         good.append(result)
         props.append(text)
@@ -312,10 +401,11 @@ def prepare_segment(
     def to_contract(index: int, message: dict[str, Any]) -> dict[str, Any]:
         kind = segment.message_type(message, endpoint_type)
         kinds[index] = kind
-        return segment.to_touchpoint(message, kind, batch_context=batch_context, sent_at=sent_at, received_at=received_at)
+        return segment.to_touchpoint(
+            message, kind, batch_context=batch_context, sent_at=sent_at, received_at=received_at
+        )
 
     def rename(index: int, message: Any, name: str | None) -> str | None:
         return segment.segment_field(name, kinds.get(index, endpoint_type or "track"))
 
     return prepare(items, to_contract, rename, body=body)
-

@@ -11,14 +11,22 @@ from journeylens.schema import Touchpoint
 
 
 class EventErrorOut(BaseModel):
-    index: int | None = Field(description="position of the event in the request's list (null: the request as a whole)")
-    field: str | None = Field(description="the field at fault, in the request's own names (e.g. userId for Segment)")
-    reason: str = Field(description="stable code, e.g. missing_value, bad_timestamp, unknown_field, duplicate_event_id")
+    index: int | None = Field(
+        description="position of the event in the request's list (null: the request as a whole)"
+    )
+    field: str | None = Field(
+        description="the field at fault, in the request's own names (e.g. userId for Segment)"
+    )
+    reason: str = Field(
+        description="stable code, e.g. missing_value, bad_timestamp, unknown_field, duplicate_event_id"
+    )
     message: str = Field(description="what was expected and what was got")
 
 
 class ErrorOut(BaseModel):
-    code: str = Field(description="stable code, e.g. unauthorized, forbidden, bad_json, payload_too_large, queue_full")
+    code: str = Field(
+        description="stable code, e.g. unauthorized, forbidden, bad_json, payload_too_large, queue_full"
+    )
     message: str
     errors: list[EventErrorOut] = Field(default_factory=list)
 
@@ -26,7 +34,9 @@ class ErrorOut(BaseModel):
 class IngestOut(BaseModel):
     received: int = Field(description="events in the request")
     accepted: int = Field(description="events stored by this request")
-    duplicates: int = Field(description="events already stored (a retry) or repeated in the request: stored once")
+    duplicates: int = Field(
+        description="events already stored (a retry) or repeated in the request: stored once"
+    )
     rejected: int = Field(description="events refused; see errors")
     import_id: int | None = Field(description="the import (group of requests) that stored them")
     errors: list[EventErrorOut] = Field(description=f"one entry per problem (at most {1000} listed)")
@@ -51,16 +61,24 @@ class SegmentCampaign(BaseModel):
 class SegmentContext(BaseModel):
     model_config = ConfigDict(extra="allow")
     campaign: SegmentCampaign | None = None
-    channel: str | None = Field(default=None, description="browser -> website, mobile -> app, server -> ignored, else as is")
-    page: dict[str, Any] | None = Field(default=None, description="url / search: utm_* parameters are read from the query")
+    channel: str | None = Field(
+        default=None, description="browser -> website, mobile -> app, server -> ignored, else as is"
+    )
+    page: dict[str, Any] | None = Field(
+        default=None, description="url / search: utm_* parameters are read from the query"
+    )
 
 
 class SegmentMessage(BaseModel):
     """A Segment call (https://segment.com/docs/connections/spec/common/); unknown fields are ignored."""
 
     model_config = ConfigDict(extra="allow")
-    type: Literal["track", "identify", "page", "screen"] | None = Field(default=None, description="needed in /v1/batch")
-    messageId: str | None = Field(default=None, description="-> event_id (retries with the same id are stored once)")
+    type: Literal["track", "identify", "page", "screen"] | None = Field(
+        default=None, description="needed in /v1/batch"
+    )
+    messageId: str | None = Field(
+        default=None, description="-> event_id (retries with the same id are stored once)"
+    )
     userId: str | None = Field(default=None, description="-> person_id")
     anonymousId: str | None = Field(default=None, description="-> anonymous_id")
     event: str | None = Field(default=None, description="track: -> touchpoint")
@@ -69,7 +87,9 @@ class SegmentMessage(BaseModel):
     timestamp: datetime | None = None
     originalTimestamp: datetime | None = None
     sentAt: datetime | None = None
-    properties: dict[str, Any] | None = Field(default=None, description="kept; revenue, currency, satisfaction, scale read from it")
+    properties: dict[str, Any] | None = Field(
+        default=None, description="kept; revenue, currency, satisfaction, scale read from it"
+    )
     traits: dict[str, Any] | None = Field(default=None, description="identify: not stored")
     context: SegmentContext | None = None
 
@@ -77,7 +97,9 @@ class SegmentMessage(BaseModel):
 class SegmentBatch(BaseModel):
     model_config = ConfigDict(extra="allow")
     batch: list[SegmentMessage]
-    context: SegmentContext | None = Field(default=None, description="applies to every message (a message's own wins)")
+    context: SegmentContext | None = Field(
+        default=None, description="applies to every message (a message's own wins)"
+    )
     sentAt: datetime | None = None
 
 

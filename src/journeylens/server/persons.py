@@ -2,6 +2,7 @@
 
 Read from ``persons``, ``identities``, the ``journeys`` view and ``journey_touchpoints`` (after the
 build). An unidentified visitor is found by the key the journey tables give them, ``anon:<anonymous id>``.
+The id is matched by a semi-join with an in-memory table: it never becomes SQL text.
 """
 
 from __future__ import annotations
@@ -41,33 +42,41 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def person_profile(ws: Workspace, person_id: str, *, last: int = 5, all_journeys: bool = False) -> dict[str, Any] | None:
+def _only(table: ibis.Table, column: str, values: list[str]) -> ibis.Table:
+    """``table`` filtered to ``column`` in ``values``: a semi-join with an in-memory table, so that the
+    values travel as data and never become SQL text."""
+    keys = ibis.memtable({column: values}, schema={column: "string"})
+    return table.semi_join(keys, column)
+
+
+def person_profile(
+    ws: Workspace, person_id: str, *, last: int = 5, all_journeys: bool = False
+) -> dict[str, Any] | None:
     """The person's profile, or None when neither ``persons`` nor the journeys know them."""
-    p = ws.persons
-    rows = p.filter(p.person_id == person_id).limit(1).to_pyarrow().to_pylist()
+    rows = _only(ws.persons, "person_id", [person_id]).limit(1).to_pyarrow().to_pylist()
     attributes = {k: _plain(v) for k, v in rows[0].items() if k != "person_id"} if rows else None
 
     journeys: list[dict[str, Any]] = []
     if ws.has_table("journeys"):
-        j = ws.table("journeys")
-        j = j.filter(j.person_id == person_id).order_by([ibis.desc("end"), "journey_id"])
+        j = _only(ws.table("journeys"), "person_id", [person_id]).order_by([ibis.desc("end"), "journey_id"])
         journeys = j.select(*JOURNEY_FIELDS, "identified").to_pyarrow().to_pylist()
     if attributes is None and not journeys:
         return None
 
     anonymous_ids: list[str] = []
     if ws.has_table("identities"):
-        ids = ws.table("identities")
-        anonymous_ids = sorted(ids.filter(ids.person_id == person_id).anonymous_id.to_pyarrow().to_pylist())
+        ids = _only(ws.table("identities"), "person_id", [person_id])
+        anonymous_ids = sorted(ids.anonymous_id.to_pyarrow().to_pylist())
 
     shown = journeys if all_journeys else [row for row in journeys if row["status"] == "open"]
     last_by_journey: dict[str, list[dict[str, Any]]] = {row["journey_id"]: [] for row in shown}
     if shown and last > 0:
-        t = ws.journey_touchpoints
-        t = t.filter((t.person_id == person_id) & t.journey_id.isin(list(last_by_journey)))
+        t = _only(ws.journey_touchpoints, "journey_id", list(last_by_journey))
         w = ibis.window(group_by=t.journey_id, order_by=[ibis.desc(t.timestamp), ibis.desc(t.event_id)])
         t = t.mutate(_rank=ibis.row_number().over(w))
-        recent = t.filter(t._rank < last).order_by(["journey_id", ibis.desc("timestamp"), ibis.desc("event_id")])
+        recent = t.filter(t._rank < last).order_by(
+            ["journey_id", ibis.desc("timestamp"), ibis.desc("event_id")]
+        )
         for row in recent.select("journey_id", *TOUCH_FIELDS).to_pyarrow().to_pylist():
             last_by_journey[row.pop("journey_id")].append({k: _plain(v) for k, v in row.items()})
 

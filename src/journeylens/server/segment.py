@@ -34,7 +34,12 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-TOUCHPOINT_FOR_TYPE: dict[str, str | None] = {"track": None, "identify": "identify", "page": "page_view", "screen": "screen_view"}
+TOUCHPOINT_FOR_TYPE: dict[str, str | None] = {
+    "track": None,
+    "identify": "identify",
+    "page": "page_view",
+    "screen": "screen_view",
+}
 MESSAGE_TYPES: tuple[str, ...] = tuple(TOUCHPOINT_FOR_TYPE)
 
 #: ``utm_medium`` (lower-cased, without spaces, ``-`` and ``_``) -> channel
@@ -77,7 +82,13 @@ LIBRARY_CHANNELS: dict[str, str | None] = {"browser": "website", "mobile": "app"
 DEFAULT_CHANNEL = "website"
 SCREEN_CHANNEL = "app"
 
-_CAMPAIGN_KEYS = {"name": "utm_campaign", "source": "utm_source", "medium": "utm_medium", "term": "utm_term", "content": "utm_content"}
+_CAMPAIGN_KEYS = {
+    "name": "utm_campaign",
+    "source": "utm_source",
+    "medium": "utm_medium",
+    "term": "utm_term",
+    "content": "utm_content",
+}
 _UTM_KEYS = tuple(_CAMPAIGN_KEYS.values())
 _SEPARATORS = re.compile(r"[\s_-]+")
 
@@ -160,7 +171,9 @@ def event_time(message: dict[str, Any], *, sent_at: Any, received_at: datetime) 
         return original
 
 
-def campaign_params(message: dict[str, Any], context: dict[str, Any], properties: dict[str, Any]) -> dict[str, str]:
+def campaign_params(
+    message: dict[str, Any], context: dict[str, Any], properties: dict[str, Any]
+) -> dict[str, str]:
     """The ``utm_*`` parameters: ``context.campaign``, then the page URL's query, then the properties."""
     out: dict[str, str] = {}
     campaign = context.get("campaign")
@@ -173,8 +186,12 @@ def campaign_params(message: dict[str, Any], context: dict[str, Any], properties
     for query in (page.get("search"), page.get("url"), properties.get("search"), properties.get("url")):
         if not isinstance(query, str) or "utm_" not in query:
             continue
-        text = urlsplit(query).query if "://" in query or query.startswith("/") else query.lstrip("?")
-        for key, value in parse_qsl(text, keep_blank_values=False):
+        try:
+            text = urlsplit(query).query if "://" in query or query.startswith("/") else query.lstrip("?")
+            pairs = parse_qsl(text, keep_blank_values=False)
+        except ValueError:  # not a URL (e.g. an unclosed IPv6 host): no parameters from it
+            continue
+        for key, value in pairs:
             if key in _UTM_KEYS and value.strip():
                 out.setdefault(key, value.strip())
     for utm in _UTM_KEYS:
@@ -219,11 +236,15 @@ def message_type(message: dict[str, Any], endpoint_type: str | None) -> str:
         return endpoint_type
     kind = message.get("type")
     if not isinstance(kind, str) or not kind.strip():
-        raise UnsupportedMessage("type", "missing_type", f"'type' is missing; expected one of {', '.join(MESSAGE_TYPES)}")
+        raise UnsupportedMessage(
+            "type", "missing_type", f"'type' is missing; expected one of {', '.join(MESSAGE_TYPES)}"
+        )
     kind = kind.strip().lower()
     if kind not in TOUCHPOINT_FOR_TYPE:
         raise UnsupportedMessage(
-            "type", "unsupported_type", f"'type' {kind!r} is not a touchpoint; expected one of {', '.join(MESSAGE_TYPES)}"
+            "type",
+            "unsupported_type",
+            f"'type' {kind!r} is not a touchpoint; expected one of {', '.join(MESSAGE_TYPES)}",
         )
     return kind
 
@@ -258,7 +279,11 @@ def to_touchpoint(
     if kind in ("page", "screen"):
         if "content_id" not in out and isinstance(message.get("name"), str) and message["name"].strip():
             out["content_id"] = message["name"]
-        if "content_type" not in out and isinstance(message.get("category"), str) and message["category"].strip():
+        if (
+            "content_type" not in out
+            and isinstance(message.get("category"), str)
+            and message["category"].strip()
+        ):
             out["content_type"] = message["category"]
     revenue = properties.get("revenue", properties.get("total"))
     if revenue is not None:

@@ -98,7 +98,9 @@ class Service:
         self.ws = Workspace(workspace)
         try:
             if self.ws.engine != "duckdb":
-                raise WorkspaceError(f"the server needs a DuckDB workspace; {self.ws.location} runs on {self.ws.engine}")
+                raise WorkspaceError(
+                    f"the server needs a DuckDB workspace; {self.ws.location} runs on {self.ws.engine}"
+                )
             self.phase_model, self.journey_model = _models(self.ws, self.config)
             self.keys = KeyRing.load(self.ws)
             stale = _needs_build(self.ws)

@@ -34,7 +34,9 @@ class QueueFull(Exception):
     """The writer is behind: try again after ``retry_after`` seconds."""
 
     def __init__(self, retry_after: int, queued_events: int) -> None:
-        super().__init__(f"the write queue is full ({queued_events:,} events waiting); retry after {retry_after} s")
+        super().__init__(
+            f"the write queue is full ({queued_events:,} events waiting); retry after {retry_after} s"
+        )
         self.retry_after = retry_after
         self.queued_events = queued_events
 
@@ -166,7 +168,11 @@ class Writer:
                     # group commit: under load, wait briefly for the requests being validated now and for
                     # the next ones of the clients just answered, so that one import takes them all
                     deadline = time.monotonic() + self.group_linger
-                    while (busy or self._incoming > 0) and not self._closing and self._queued_events < self.max_group_events:
+                    while (
+                        (busy or self._incoming > 0)
+                        and not self._closing
+                        and self._queued_events < self.max_group_events
+                    ):
                         remaining = deadline - time.monotonic()
                         if remaining <= 0:
                             break
@@ -174,7 +180,11 @@ class Writer:
                 group = [self._jobs.popleft()]
                 if group[0].table is not None:
                     events = group[0].events
-                    while self._jobs and self._jobs[0].table is not None and events + self._jobs[0].events <= self.max_group_events:
+                    while (
+                        self._jobs
+                        and self._jobs[0].table is not None
+                        and events + self._jobs[0].events <= self.max_group_events
+                    ):
                         events += self._jobs[0].events
                         group.append(self._jobs.popleft())
             results = self._import(group) if group[0].table is not None else [self._call(group[0])]
@@ -222,14 +232,24 @@ class Writer:
         if not result.duplicates and not result.quarantined:
             return [Outcome(result.import_id, job.events, 0) for job in group]
         raw = self.ws.con.con
-        new_ids = {row[0] for row in raw.execute("SELECT event_id FROM touchpoints WHERE import_id = ?", [result.import_id]).fetchall()}
+        new_ids = {
+            row[0]
+            for row in raw.execute(
+                "SELECT event_id FROM touchpoints WHERE import_id = ?", [result.import_id]
+            ).fetchall()
+        }
         refused: dict[int, tuple[str | None, str, str]] = {}
         if result.quarantined:
             rows = raw.execute(
-                "SELECT line, field, reason, message FROM quarantine WHERE import_id = ? AND source = ?", [result.import_id, source]
+                "SELECT line, field, reason, message FROM quarantine WHERE import_id = ? AND source = ?",
+                [result.import_id, source],
             ).fetchall()
             for line, field_name, reason, message in rows:
-                refused[int(line)] = (field_name, reason, str(message).removeprefix(f"{source}: row {line}: "))
+                refused[int(line)] = (
+                    field_name,
+                    reason,
+                    str(message).removeprefix(f"{source}: row {line}: "),
+                )
         outcomes = []
         offset = 0
         for job in group:
