@@ -225,26 +225,28 @@ def engine_placement(con: ibis.BaseBackend, jm: JourneyModel) -> Callable[[list[
     """A function: rows -> each touchpoint's (journey_id, position) on ``con``.
 
     The expression is the stitching and splitting ``build()`` runs (``journey_touchpoints`` without the
-    phases, which do not move touchpoints); it is built once (on DuckDB compiled to SQL text once), and each
-    call replaces the ``touchpoints`` table's rows and runs it.
+    phases, which do not move touchpoints). It is compiled to SQL once; each call replaces the rows of
+    ``touchpoints`` (on Spark a temporary view, which saves a table write per example) and runs that SQL.
     """
-    con.create_table("touchpoints", _table([]), overwrite=True)
+
+    def load(rows: list[dict[str, Any]]) -> None:
+        if con.name == "duckdb":
+            con.create_table("touchpoints", _table(rows), overwrite=True)
+        else:
+            con.create_view("touchpoints", ibis.memtable(_table(rows)), overwrite=True)
+
+    load([])
     tp = con.table("touchpoints")
     expr = split_journeys(stitch(tp, identity_map(tp)), jm).select("event_id", "journey_id", "position")
-    if con.name == "duckdb":
-        sql = con.compile(expr)
+    sql = con.compile(expr)
 
-        def run(rows: list[dict[str, Any]]) -> Placement:
-            con.create_table("touchpoints", _table(rows), overwrite=True)
-            return {e: (j, int(p)) for e, j, p in con.con.execute(sql).fetchall()}
+    def run(rows: list[dict[str, Any]]) -> Placement:
+        load(rows)
+        result = con.raw_sql(sql)
+        records = result.fetchall() if con.name == "duckdb" else [tuple(r) for r in result.collect()]
+        return {e: (j, int(p)) for e, j, p in records}
 
-        return run
-
-    def run_spark(rows: list[dict[str, Any]]) -> Placement:
-        con.create_table("touchpoints", _table(rows), overwrite=True)
-        return {r["event_id"]: (r["journey_id"], int(r["position"])) for r in expr.to_pyarrow().to_pylist()}
-
-    return run_spark
+    return run
 
 
 def _check(
