@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from journeylens.errors import JourneyLensError
+from journeylens.cli_common import (  # noqa: F401 - re-exported for the command modules
+    DEFAULT_WS,
+    FORMAT_CHOICES,
+    WorkspaceOpt,
+    check_format,
+    console,
+    err_console,
+    fail,
+    open_workspace,
+    print_frame,
+    progress_bar,
+    user_errors,
+)
 
 app = typer.Typer(
     name="journeylens",
@@ -24,104 +33,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err_console = Console(stderr=True)
-
-WorkspaceOpt = Annotated[
-    Path,
-    typer.Option(
-        "--workspace",
-        "-w",
-        envvar="JOURNEYLENS_WORKSPACE",
-        help="Workspace directory (created when missing).",
-        show_default=True,
-    ),
-]
-DEFAULT_WS = Path("journeylens-workspace")
-
-
-FORMAT_CHOICES = ("table", "csv", "json")
-
-
-def fail(message: str, code: int = 2) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    return typer.Exit(code)
-
-
-@contextlib.contextmanager
-def user_errors() -> Iterator[None]:
-    """Turn journeylens's own errors into a one-line message and the error's exit code."""
-    try:
-        yield
-    except JourneyLensError as exc:
-        raise fail(exc.message, exc.exit_code) from None
-
-
-def open_workspace(path: Path, **kwargs: Any) -> Any:
-    from journeylens.store import Workspace
-
-    return Workspace(path, **kwargs)
-
-
-@contextlib.contextmanager
-def progress_bar(description: str, *, transient: bool = False) -> Iterator[Callable[[int, int | None], None]]:
-    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
-
-    with Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        TaskProgressColumn(),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=transient,
-    ) as progress:
-        task = progress.add_task(description, total=None)
-
-        def update(done: int, total: int | None) -> None:
-            progress.update(task, completed=done, total=total)
-
-        yield update
-
-
-def print_frame(frame: Any, fmt: str, *, title: str | None = None) -> None:
-    """Print a pandas DataFrame as a Rich table, CSV or JSON records."""
-    if fmt == "csv":
-        sys.stdout.write(frame.to_csv(index=False))
-        return
-    if fmt == "json":
-        sys.stdout.write(frame.to_json(orient="records", date_format="iso", force_ascii=False) + "\n")
-        return
-    table = Table(title=title, show_lines=False, header_style="bold")
-    for column in frame.columns:
-        numeric = frame[column].dtype.kind in "if"
-        table.add_column(str(column), justify="right" if numeric else "left", overflow="fold")
-    for row in frame.itertuples(index=False):
-        table.add_row(*[_cell(v) for v in row])
-    console.print(table)
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    try:
-        import pandas as pd
-
-        if pd.isna(value):
-            return ""
-    except (TypeError, ValueError):
-        pass
-    if isinstance(value, float):
-        return f"{value:,.4g}" if abs(value) < 1e4 else f"{value:,.0f}"
-    if hasattr(value, "strftime"):
-        return value.strftime("%Y-%m-%d %H:%M")
-    return str(value)
-
-
-def check_format(fmt: str) -> str:
-    if fmt not in FORMAT_CHOICES:
-        raise fail(f"--format {fmt!r}: expected one of {', '.join(FORMAT_CHOICES)}")
-    return fmt
-
 
 # -- generate -----------------------------------------------------------------------------------
 
@@ -345,7 +256,11 @@ def models_validate(
     workspace: Annotated[Path | None, typer.Option("--workspace", "-w", envvar="JOURNEYLENS_WORKSPACE", help="Check the rules against this workspace's touchpoints.")] = None,
 ) -> None:
     """Check a phase model file: errors with file and line; with data, unmatched and overlapping rules."""
-    from journeylens.journeys.models.phase_model import coverage_report, parse_phase_model, validate_phase_model_file
+    from journeylens.journeys.models.phase_model import (
+        coverage_report,
+        parse_phase_model,
+        validate_phase_model_file,
+    )
 
     problems = validate_phase_model_file(file)
     if problems:

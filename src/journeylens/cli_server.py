@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from journeylens.cli import (
+from journeylens.cli_common import (
     DEFAULT_WS,
     WorkspaceOpt,
     console,

@@ -44,16 +44,16 @@ fly, carried forward within each journey, as the build does).
   phase (a survey is neutral and carries the phase of the step before it).
 
 **Pain points** (``pain_points``): ``low_satisfaction``: the ``top`` least satisfied steps (phase and rated
-touchpoint) with at least ``min_n`` answers whose mean lies below the map's overall emotion;
+touchpoint) with at least ``min_n`` answers whose mean lies at least 0.01 below the map's overall emotion;
 ``drop_off``: the phases (not the last) with at least ``min_n`` journeys whose drop-off rate is the highest,
 at most two, when over 0.
 
 **Opportunities** (``opportunities``), text derived by fixed rules, in this order:
 
-- ``intended_unused``: the content types a phase intends but no touchpoint in it used (one per phase);
+- ``intended_unused``: the content types a phase intends but no touchpoint in it used (one per phase that
+  journeys reach);
 - ``misplaced_content``: a content type the phase does not intend that makes up at least 10% of the phase's
   content touchpoints (naming the phases that do intend it, if any);
-- ``low_satisfaction``: each low-satisfaction pain point, against the overall emotion;
 - ``drop_off``: the biggest drop-off, with the content intended for the phase;
 - ``no_feedback``: a phase with fewer than ``min_n`` satisfaction answers (what we do not know yet);
 - ``slow_phase``: the phase with the longest median time, when it is at least twice the median of the others.
@@ -87,6 +87,8 @@ SECONDS_PER_DAY = 86_400
 MISPLACED_SHARE = 0.10
 #: at most this many drop-off pain points
 DROP_OFF_PAIN_POINTS = 2
+#: a low-satisfaction pain point lies at least this far below the overall emotion (visible at two decimals)
+PAIN_MARGIN = 0.01
 
 
 class JourneyMapSpec(Spec):
@@ -396,7 +398,9 @@ def kpis_expr(ws: Workspace, spec: JourneyMapSpec) -> ir.Table:
         journeys=j.count(),
         persons=j.person_id.nunique(),
         converted=converted.cast("int64").sum(),
-        median_contacts=ibis.ifelse(converted, j.purchase_contact_number.cast("float64"), ibis.null("float64")).median(),
+        median_contacts=ibis.ifelse(
+            converted, j.purchase_contact_number.cast("float64"), ibis.null("float64")
+        ).median(),
         median_days=ibis.ifelse(converted, days, ibis.null("float64")).median(),
         revenue=j.revenue.sum(),
         period_start=j.start.min(),
@@ -435,7 +439,9 @@ def run(ws: Workspace, spec: JourneyMapSpec) -> JourneyMapResult:
 
     # reach: journeys whose furthest phase is this one or a later one
     by_index = {int(r["phase_index"]): r for r in phases_agg.to_pylist()}
-    furthest = np.array([int(by_index.get(i, {}).get("furthest") or 0) for i in range(n_phases)], dtype=np.int64)
+    furthest = np.array(
+        [int(by_index.get(i, {}).get("furthest") or 0) for i in range(n_phases)], dtype=np.int64
+    )
     reach = np.cumsum(furthest[::-1])[::-1] if n_phases else furthest
     journeys = int(k["journeys"] or 0)
 
@@ -597,12 +603,15 @@ def _pain_points(
     if steps:
         n = np.array([float(r["n"]) for r in steps])
         mean, low, high = stats.t_interval(
-            n, [float(r["total"] or 0) for r in steps], [float(r["total_sq"] or 0) for r in steps], spec.confidence
+            n,
+            [float(r["total"] or 0) for r in steps],
+            [float(r["total_sq"] or 0) for r in steps],
+            spec.confidence,
         )
         scored = [
             (float(mean[i]), float(low[i]), float(high[i]), steps[i])
             for i in range(len(steps))
-            if n[i] >= spec.min_n and not math.isnan(overall) and mean[i] < overall
+            if n[i] >= spec.min_n and not math.isnan(overall) and mean[i] <= overall - PAIN_MARGIN
         ]
         scored.sort(key=lambda x: (x[0], int(x[3]["phase_index"]), str(x[3]["step"])))
         for m, lo, hi, r in scored[: spec.top]:
@@ -663,7 +672,7 @@ def _opportunities(
     crows = content.to_pylist()
     for i, name in enumerate(names):
         unused = [c["content_type"] for c in crows if c["phase_index"] == i and c["status"] == "unused"]
-        if unused:
+        if unused and rows[i]["reach"] > 0:
             add(i, "intended_unused", ", ".join(unused),
                 f"Intended for {labels[name]} but not seen there: {', '.join(unused)}")  # fmt: skip
     for c in crows:
@@ -677,25 +686,25 @@ def _opportunities(
             )
             add(c["phase_index"], "misplaced_content", c["content_type"],
                 f"{c['content_type']} is {_pct(c['share'])} of the content in {label}; {target}")  # fmt: skip
-    for p in pain.to_pylist():
-        if p["kind"] == "low_satisfaction":
-            add(p["phase_index"], "low_satisfaction", p["subject"],
-                f"Improve {p['subject']} in {labels[p['phase']]}: satisfaction {p['value']:.2f} "
-                f"(n={p['n']}) against {overall:.2f} over the whole journey")  # fmt: skip
     drops = [p for p in pain.to_pylist() if p["kind"] == "drop_off"]
     if drops:
         top = max(drops, key=lambda p: p["value"])
         i = top["phase_index"]
         intended = rows[i]["intended_content"]
-        help_ = f"; make sure {', '.join(intended)} reach them" if intended else ""
+        help_ = f"; check that {', '.join(intended)} reach them there" if intended else ""
         add(i, "drop_off", top["phase"],
-            f"The biggest loss: {_pct(top['value'])} of the journeys in {labels[top['phase']]} "
+            f"The biggest loss is after {labels[top['phase']]}: {_pct(top['value'])} of its journeys "
             f"do not reach {labels[names[i + 1]]}{help_}")  # fmt: skip
     for r in rows:
         if r["emotion_n"] < spec.min_n and r["reach"] > 0:
             n = r["emotion_n"]
-            said = f"No satisfaction answers in {r['label']} yet" if n == 0 else (
-                f"Only {n} satisfaction answer{'s' if n != 1 else ''} in {r['label']}: too few to judge")
+            said = (
+                f"No satisfaction answers in {r['label']} yet"
+                if n == 0
+                else (
+                    f"Only {n} satisfaction answer{'s' if n != 1 else ''} in {r['label']}: too few to judge"
+                )
+            )
             add(r["phase_index"], "no_feedback", r["phase"], f"{said}; ask for feedback here")  # fmt: skip
     timed = [r for r in rows if r["median_days_in_phase"] is not None]
     if len(timed) >= 2:
@@ -706,7 +715,13 @@ def _opportunities(
             add(slow["phase_index"], "slow_phase", slow["phase"],
                 f"Journeys spend a median {slow['median_days_in_phase']:.1f} days in {slow['label']}, "
                 f"the longest phase (others: median {ref:.1f})")  # fmt: skip
-    order = {"intended_unused": 0, "misplaced_content": 1, "low_satisfaction": 2, "drop_off": 3, "no_feedback": 4, "slow_phase": 5}
+    order = {
+        "intended_unused": 0,
+        "misplaced_content": 1,
+        "drop_off": 2,
+        "no_feedback": 3,
+        "slow_phase": 4,
+    }
     out.sort(key=lambda r: (r["phase_index"], order[r["rule"]]))
     return pa.Table.from_pylist(out, schema=pa.schema(OPPORTUNITY_COLUMNS))
 
@@ -769,10 +784,6 @@ def compare_results(a: JourneyMapResult, b: JourneyMapResult) -> JourneyMapCompa
         rows.append(row)
     schema = pa.schema(
         [("phase", pa.string()), ("phase_index", pa.int64()), ("label", pa.string())]
-        + [
-            (f"{c}{s}", pa.int64() if c == "reach" else pa.float64())
-            for c in COMPARED
-            for s in ("_a", "_b")
-        ]
+        + [(f"{c}{s}", pa.int64() if c == "reach" else pa.float64()) for c in COMPARED for s in ("_a", "_b")]
     )
     return JourneyMapComparison(a, b, pa.Table.from_pylist(rows, schema=schema))

@@ -28,8 +28,13 @@ from journeylens.errors import UnusableInputError
 from journeylens.ingest.mapping import Mapping
 from journeylens.ingest.readers import RawError, Source, open_source
 from journeylens.ingest.validate import Rejected, apply_mapping, missing_required, validate_batch
-from journeylens.schema import CONTRACT_COLUMNS, FIELDS_BY_NAME, IMPORTS_SCHEMA, QUARANTINE_SCHEMA, TOUCHPOINTS_SCHEMA
-
+from journeylens.schema import (
+    CONTRACT_COLUMNS,
+    FIELDS_BY_NAME,
+    IMPORTS_SCHEMA,
+    QUARANTINE_SCHEMA,
+    TOUCHPOINTS_SCHEMA,
+)
 from journeylens.store import check_timezone
 
 if TYPE_CHECKING:

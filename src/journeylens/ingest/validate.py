@@ -181,9 +181,7 @@ def validate_batch(table: pa.Table, lines: np.ndarray, *, zone: str) -> Validate
             cols[f.name] = pa.chunked_array([pa.nulls(n, f.type)])
         elif f.name == "timestamp" or f.name in NUMBER_FIELDS:
             cols[f.name] = table.column(f.name)
-            if pa.types.is_binary(cols[f.name].type):
-                cols[f.name] = _as_string(cols[f.name], f.name, encoding_fail)
-            elif pa.types.is_string(cols[f.name].type) or pa.types.is_large_string(cols[f.name].type):
+            if pa.types.is_binary(cols[f.name].type) or pa.types.is_string(cols[f.name].type) or pa.types.is_large_string(cols[f.name].type):
                 cols[f.name] = _as_string(cols[f.name], f.name, encoding_fail)
         else:
             cols[f.name] = _as_string(table.column(f.name), f.name, encoding_fail)

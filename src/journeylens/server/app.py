@@ -279,6 +279,12 @@ def _build_app(service: Service, cors_origins: Sequence[str]) -> FastAPI:
         except WriterClosed as exc:
             raise ApiError(503, "shutting_down", str(exc), headers={"Retry-After": "5"}) from None
 
+    # -- queries and the dashboard (before /v1/persons/{id:path}, which would take .../journeys) --------
+    from journeylens.server import dashboard, queries
+
+    app.include_router(queries.router(service, require, wait, queue))
+    app.include_router(dashboard.router())
+
     # -- ingest ----------------------------------------------------------------------------------------
 
     async def read_body(request: Request) -> bytes:
