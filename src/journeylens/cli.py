@@ -450,6 +450,7 @@ def demo(
     from journeylens.demo import write_demo
     from journeylens.ingest import ingest as run_ingest
     from journeylens.journeys import build as run_build
+    from journeylens.report import write_report
 
     with user_errors():
         if workspace.exists() and not keep:
@@ -471,19 +472,22 @@ def demo(
                 summary = journey_summary(ws)
                 details = ws.info()
                 imports = ws.imports.order_by("import_id").to_pandas()
+                with err_console.status("writing the report"):
+                    report_path = write_report(ws, workspace / "report.html", model=model)
             finally:
                 ws.close()
     print_info(details, imports)
     report_build(built, summary)
-    console.print(f"\nnext: [bold]journeylens journeys -w {workspace}[/]")
+    console.print(f"\nreport: [bold]{report_path.resolve()}[/]")
+    console.print(f"next: [bold]journeylens funnel --phases -w {workspace}[/], or open the report in a browser")
 
 
 def _register_commands() -> None:
     """Commands defined beside their subject (analyses, server, report), added to the one app."""
-    from journeylens import cli_server
+    from journeylens import cli_report, cli_server
     from journeylens.analyses import cli_funnels, cli_insights
 
-    for module in (cli_funnels, cli_insights, cli_server):
+    for module in (cli_funnels, cli_insights, cli_server, cli_report):
         module.register(app)
 
 

@@ -1,7 +1,7 @@
 """CLI commands ``report`` (the HTML report) and ``map`` (a journey map as PNG, PDF or HTML).
 
-``register(app)`` adds them to a Typer app; ``journeylens.cli`` calls it. The helpers of ``journeylens.cli``
-are imported inside the functions, since that module imports this one.
+``register(app)`` adds them to a Typer app; ``journeylens.cli`` calls it. The helpers come from
+``journeylens.cli_common`` (imported inside the functions, to keep importing this module cheap).
 """
 
 # no `from __future__ import annotations`: Typer reads the annotations at run time
@@ -42,7 +42,7 @@ def filters_data(
     segment: list[str] | None,
 ) -> dict[str, Any]:
     """The ``Filters`` fields the options name (validated by ``parse_spec`` / ``Filters``)."""
-    from journeylens.cli import fail
+    from journeylens.cli_common import fail
 
     data: dict[str, Any] = {}
     for key, value in (
@@ -83,7 +83,7 @@ def _filters(data: dict[str, Any]) -> Any:
 
 def register(app: typer.Typer) -> None:
     """Add the ``report`` and ``map`` commands to ``app``."""
-    from journeylens.cli import DEFAULT_WS, WorkspaceOpt
+    from journeylens.cli_common import DEFAULT_WS, WorkspaceOpt
 
     @app.command()
     def report(
@@ -100,7 +100,7 @@ def register(app: typer.Typer) -> None:
         segment: SegmentOpt = None,
     ) -> None:
         """One self-contained HTML file: the journey map and every analysis (opens without network access)."""
-        from journeylens.cli import console, err_console, open_workspace, user_errors
+        from journeylens.cli_common import console, err_console, open_workspace, user_errors
         from journeylens.report import write_report
 
         with user_errors():
@@ -138,7 +138,7 @@ def register(app: typer.Typer) -> None:
         """A journey map (one persona, or two side by side) as PNG or PDF, through headless Chromium."""
         from journeylens.analyses.base import parse_spec
         from journeylens.analyses.journeymap import JourneyMapSpec, compare_results, run
-        from journeylens.cli import console, open_workspace, user_errors
+        from journeylens.cli_common import console, open_workspace, user_errors
         from journeylens.report.export import FORMATS, ExportError, chromium_path, export_map
 
         with user_errors():

@@ -43,7 +43,12 @@ PEOPLE: dict[str, list[tuple[Any, ...]]] = {
         ("ad_view", "2024-01-01T10:00", "display", {"content_type": "ad"}),
         ("site_visit", "2024-01-02T10:00", "website"),
         ("product_view", "2024-01-03T10:00", "website", {"content_type": "product_sheet"}),
-        ("purchase", "2024-01-04T10:00", "website", {"revenue": 50.0, "content_type": "ad", **survey("nps", 9)}),
+        (
+            "purchase",
+            "2024-01-04T10:00",
+            "website",
+            {"revenue": 50.0, "content_type": "ad", **survey("nps", 9)},
+        ),
         ("delivery", "2024-01-06T10:00", "email", {"content_type": "delivery_update"}),
         ("survey_response", "2024-01-06T11:00", "email", survey("csat", 2, about="delivery")),
         ("newsletter_open", "2024-01-10T10:00", "email", {"content_type": "newsletter"}),
@@ -63,7 +68,12 @@ PEOPLE: dict[str, list[tuple[Any, ...]]] = {
         ("purchase", "2024-01-09T08:00", "store", {"revenue": 900.0}),
     ],
 }
-PERSONAS = {"anna": "low_involvement", "ben": "low_involvement", "dan": "low_involvement", "cara": "high_involvement"}
+PERSONAS = {
+    "anna": "low_involvement",
+    "ben": "low_involvement",
+    "dan": "low_involvement",
+    "cara": "high_involvement",
+}
 
 
 def when(text: str) -> datetime:
@@ -76,7 +86,13 @@ def touchpoint_table(people: dict[str, list[tuple[Any, ...]]]) -> pa.Table:
     for person, touches in people.items():
         for i, (name, at, channel, *more) in enumerate(touches):
             row: dict[str, Any] = dict.fromkeys(columns)
-            row.update(event_id=f"{person}-{i:02d}", person_id=person, timestamp=when(at), channel=channel, touchpoint=name)
+            row.update(
+                event_id=f"{person}-{i:02d}",
+                person_id=person,
+                timestamp=when(at),
+                channel=channel,
+                touchpoint=name,
+            )
             row.update(more[0] if more else {})
             rows.append(row)
     schema = pa.schema(
@@ -96,7 +112,9 @@ def touchpoint_table(people: dict[str, list[tuple[Any, ...]]]) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=schema)
 
 
-def make_workspace(path: Path, people: dict[str, list[tuple[Any, ...]]], personas: dict[str, str]) -> Workspace:
+def make_workspace(
+    path: Path, people: dict[str, list[tuple[Any, ...]]], personas: dict[str, str]
+) -> Workspace:
     ws = Workspace(path)
     ws.ingest(touchpoint_table(people))
     ws.ingest_persons(pa.table({"person_id": list(personas), "persona": list(personas.values())}))
@@ -129,7 +147,9 @@ def xss_ws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
 @pytest.fixture(scope="session")
 def fixture_data() -> SimpleNamespace:
     """The literal data above (test modules are imported by path, so they cannot import this conftest)."""
-    return SimpleNamespace(people=PEOPLE, personas=PERSONAS, xss=XSS, make_workspace=make_workspace, chromium=CHROMIUM)
+    return SimpleNamespace(
+        people=PEOPLE, personas=PERSONAS, xss=XSS, make_workspace=make_workspace, chromium=CHROMIUM
+    )
 
 
 @pytest.fixture(scope="session")

@@ -27,7 +27,9 @@ def test_phase_funnel_plots_the_reached_column(small_ws):
     fig = figures.phase_funnel(result)
     assert isinstance(fig, go.Figure)
     assert list(fig.data[0].x) == result.table["reached"].to_pylist()
-    assert list(fig.data[0].y) == [html.escape(v) for v in result.table["label"].to_pylist()]  # Service &amp; use
+    assert list(fig.data[0].y) == [
+        html.escape(v) for v in result.table["label"].to_pylist()
+    ]  # Service &amp; use
 
 
 def test_touchpoints_figure_marks_the_rule_of_thumb(small_ws):
@@ -74,7 +76,13 @@ def test_emotion_curve_keeps_every_phase_in_order(small_ws):
     from journeylens.analyses.satisfaction import SatisfactionSpec, run
 
     result = run(small_ws, SatisfactionSpec(by="phase", min_n=1))
-    labels = {"awareness": "Awareness", "consideration": "Consideration", "purchase": "Purchase", "service": "Service & use", "loyalty": "Loyalty"}
+    labels = {
+        "awareness": "Awareness",
+        "consideration": "Consideration",
+        "purchase": "Purchase",
+        "service": "Service & use",
+        "loyalty": "Loyalty",
+    }
     fig = figures.emotion_curve(result, labels=labels)
     line = fig.data[-1]
     assert list(line.x) == [html.escape(v) for v in labels.values()]
@@ -118,7 +126,10 @@ def test_attribution_dots_and_intervals_from_a_hand_made_frame():
     fig = figures.attribution(frame)
     assert [tr.name for tr in fig.data] == ["last_touch", "markov"]
     markov = fig.data[1]
-    assert list(markov.x) == [6.0, 8.0]  # channels from the least to the most credited on average: social, email
+    assert list(markov.x) == [
+        6.0,
+        8.0,
+    ]  # channels from the least to the most credited on average: social, email
     assert list(markov.error_x.array) == pytest.approx([1.5, 1.0])
     assert list(markov.error_x.arrayminus) == pytest.approx([1.0, 1.5])
     assert list(fig.layout.yaxis.ticktext) == ["social", "email"]
@@ -146,7 +157,14 @@ def test_journey_map_emotion(small_ws):
 
 
 def test_names_from_data_are_escaped_for_plotly():
-    frame = pd.DataFrame({"model": ["m"], "channel": ["<b>bold</b>"], "attributed_conversions": [1.0], "attributed_value": [1.0]})
+    frame = pd.DataFrame(
+        {
+            "model": ["m"],
+            "channel": ["<b>bold</b>"],
+            "attributed_conversions": [1.0],
+            "attributed_value": [1.0],
+        }
+    )
     fig = figures.attribution(frame)
     assert list(fig.layout.yaxis.ticktext) == ["&lt;b&gt;bold&lt;/b&gt;"]
     assert "<b>bold</b>" not in json.dumps(fig.to_plotly_json(), default=str)

@@ -100,7 +100,11 @@ def test_kpi_lane(low_dom, low):
 
 def test_touchpoint_and_channel_lanes(low_dom):
     def entries(lane: str, phase: str) -> list[tuple[str, str]]:
-        return [(n.attrs["data-value"], n.attrs["data-touchpoints"]) for n in cell(low_dom, lane, phase).find() if n.tag == "li"]
+        return [
+            (n.attrs["data-value"], n.attrs["data-touchpoints"])
+            for n in cell(low_dom, lane, phase).find()
+            if n.tag == "li"
+        ]
 
     assert entries("touchpoints", "awareness") == [("ad_view", "2"), ("ad_click", "1")]
     assert entries("channels", "awareness") == [("display", "2"), ("paid_search", "1")]
@@ -110,10 +114,21 @@ def test_touchpoint_and_channel_lanes(low_dom):
 
 def test_content_lane_chips(low_dom):
     def chips(phase: str) -> dict[str, str]:
-        return {n.attrs["data-content"]: n.attrs["data-status"] for n in cell(low_dom, "content", phase).all() if "data-content" in n.attrs}
+        return {
+            n.attrs["data-content"]: n.attrs["data-status"]
+            for n in cell(low_dom, "content", phase).all()
+            if "data-content" in n.attrs
+        }
 
     assert chips("awareness") == {"ad": "intended", "blog_article": "unused", "social_post": "unused"}
-    assert chips("purchase") == {"ad": "not_intended", "product_sheet": "intended", "video": "unused", "success_story": "unused", "demo": "unused", "quote": "unused"}
+    assert chips("purchase") == {
+        "ad": "not_intended",
+        "product_sheet": "intended",
+        "video": "unused",
+        "success_story": "unused",
+        "demo": "unused",
+        "quote": "unused",
+    }
 
 
 def test_question_lane(low_dom):
@@ -122,27 +137,52 @@ def test_question_lane(low_dom):
 
 
 def test_emotion_lane(low_dom):
-    marks = {n.attrs["data-phase"]: (n.attrs["data-value"], n.attrs["data-n"]) for n in low_dom.all() if n.tag == "g" and "data-series" in n.attrs}
-    assert marks == {"awareness": ("", "0"), "consideration": ("", "0"), "purchase": ("0.9", "1"), "service": ("0.25", "1"), "loyalty": ("", "0")}
+    marks = {
+        n.attrs["data-phase"]: (n.attrs["data-value"], n.attrs["data-n"])
+        for n in low_dom.all()
+        if n.tag == "g" and "data-series" in n.attrs
+    }
+    assert marks == {
+        "awareness": ("", "0"),
+        "consideration": ("", "0"),
+        "purchase": ("0.9", "1"),
+        "service": ("0.25", "1"),
+        "loyalty": ("", "0"),
+    }
 
 
 def test_pain_point_and_opportunity_lanes(low_dom):
-    pains = [n.attrs["data-kind"] for n in cell(low_dom, "pain_points", "service").all() if "data-kind" in n.attrs]
+    pains = [
+        n.attrs["data-kind"] for n in cell(low_dom, "pain_points", "service").all() if "data-kind" in n.attrs
+    ]
     assert pains == ["low_satisfaction"]
-    opps = [n.attrs["data-kind"] for n in cell(low_dom, "opportunities", "purchase").all() if "data-kind" in n.attrs]
+    opps = [
+        n.attrs["data-kind"]
+        for n in cell(low_dom, "opportunities", "purchase").all()
+        if "data-kind" in n.attrs
+    ]
     assert opps == ["intended_unused", "misplaced_content"]
     texts = [n.content() for n in cell(low_dom, "opportunities", "purchase").all() if "data-kind" in n.attrs]
     assert "ad is 50% of the content in Purchase; the model intends it for Awareness" in texts[1]
 
 
 def test_comparison_columns_and_both_curves(small_ws):
-    c = compare(small_ws, JourneyMapSpec(persona="low_involvement", min_n=1), JourneyMapSpec(persona="high_involvement", min_n=1))
+    c = compare(
+        small_ws,
+        JourneyMapSpec(persona="low_involvement", min_n=1),
+        JourneyMapSpec(persona="high_involvement", min_n=1),
+    )
     dom = Tree(render_comparison(c)).root
     reach = [n.attrs for n in dom.all() if n.attrs.get("data-kpi") == "reach_share"]
-    assert [(a["data-value-a"], a["data-value-b"]) for a in reach][:2] == [("1.0", "1.0"), (repr(2 / 3), "1.0")]
+    assert [(a["data-value-a"], a["data-value-b"]) for a in reach][:2] == [
+        ("1.0", "1.0"),
+        (repr(2 / 3), "1.0"),
+    ]
     series = {n.attrs["data-series"] for n in dom.all() if n.tag == "g" and "data-series" in n.attrs}
     assert series == {"low_involvement", "high_involvement"}
-    chip = next(n for n in dom.all() if n.attrs.get("data-content") == "comparison")  # cara read one, the others not
+    chip = next(
+        n for n in dom.all() if n.attrs.get("data-content") == "comparison"
+    )  # cara read one, the others not
     assert (chip.attrs["data-used-a"], chip.attrs["data-used-b"]) == ("false", "true")
 
 
@@ -164,8 +204,12 @@ def test_script_names_are_text_in_the_map(xss_ws, fixture_data):
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
     dom = Tree(text).root
     # the parser decodes the text: the names themselves, shown as text, in the touchpoint, channel and content lanes
-    assert [n.attrs["data-value"] for n in cell(dom, "touchpoints", "awareness").find() if n.tag == "li"] == [xss]
-    assert [n.attrs["data-value"] for n in cell(dom, "channels", "awareness").find() if n.tag == "li"] == [xss]
+    assert [n.attrs["data-value"] for n in cell(dom, "touchpoints", "awareness").find() if n.tag == "li"] == [
+        xss
+    ]
+    assert [n.attrs["data-value"] for n in cell(dom, "channels", "awareness").find() if n.tag == "li"] == [
+        xss
+    ]
     assert xss in [n.attrs.get("data-content") for n in cell(dom, "content", "consideration").all()]
     assert xss in dom.find(data_map="single")[0].content()  # the persona in the title
     assert not [n for n in dom.all() if n.tag == "script"]
@@ -175,7 +219,9 @@ def test_script_names_are_text_in_the_report_source(xss_report, fixture_data):
     text = xss_report.html
     assert fixture_data.xss not in text
     # every JSON block holds its data with < written as \u003c, so no "</" can end it early
-    blocks = re.findall(r'<script type="application/json" data-figure="[^"]+">(.*?)</script>', text, flags=re.S)
+    blocks = re.findall(
+        r'<script type="application/json" data-figure="[^"]+">(.*?)</script>', text, flags=re.S
+    )
     assert blocks and all("</" not in b and "<" not in b for b in blocks)
     # the channel's name reaches Plotly HTML-escaped (Plotly reads a few tags in labels; escaped, it shows as typed)
     decoded = [json.dumps(json.loads(b), ensure_ascii=False) for b in blocks]
@@ -217,7 +263,7 @@ def test_report_states_period_filters_and_how(xss_report):
 def test_an_analysis_that_cannot_run_shows_why(xss_report):
     personas = xss_report.report.section("personas")
     assert personas.error is not None and "too few" in personas.error
-    assert f'data-error="personas">Not available: ' in xss_report.html
+    assert 'data-error="personas">Not available: ' in xss_report.html
 
 
 # -- export and CLI without Chromium --------------------------------------------------------------------
@@ -247,7 +293,9 @@ def cli(tmp_path_factory, fixture_data) -> Any:
 def test_cli_map_without_chromium(cli, tmp_path, monkeypatch):
     app, ws = cli
     monkeypatch.setenv("JOURNEYLENS_CHROMIUM", str(tmp_path / "no-chromium"))
-    res = CliRunner().invoke(app, ["map", "-w", str(ws), "--persona", "low_involvement", "--out", str(tmp_path / "m.png")])
+    res = CliRunner().invoke(
+        app, ["map", "-w", str(ws), "--persona", "low_involvement", "--out", str(tmp_path / "m.png")]
+    )
     assert res.exit_code == 2
     assert "install it with: apt-get install -y chromium" in res.output
     assert not (tmp_path / "m.png").exists()
@@ -256,7 +304,20 @@ def test_cli_map_without_chromium(cli, tmp_path, monkeypatch):
 def test_cli_map_html_and_compare(cli, tmp_path):
     app, ws = cli
     out = tmp_path / "m.html"
-    res = CliRunner().invoke(app, ["map", "-w", str(ws), "--persona", "low_involvement", "--compare", "high_involvement", "--out", str(out)])
+    res = CliRunner().invoke(
+        app,
+        [
+            "map",
+            "-w",
+            str(ws),
+            "--persona",
+            "low_involvement",
+            "--compare",
+            "high_involvement",
+            "--out",
+            str(out),
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert 'data-map="comparison"' in out.read_text(encoding="utf-8")
 
@@ -264,7 +325,10 @@ def test_cli_map_html_and_compare(cli, tmp_path):
 def test_cli_report(cli, tmp_path):
     app, ws = cli
     out = tmp_path / "sub" / "r.html"
-    res = CliRunner().invoke(app, ["report", "-w", str(ws), "--out", str(out), "--persona", "low_involvement", "--start", "2024-01-01"])
+    res = CliRunner().invoke(
+        app,
+        ["report", "-w", str(ws), "--out", str(out), "--persona", "low_involvement", "--start", "2024-01-01"],
+    )
     assert res.exit_code == 0, res.output
     text = out.read_text(encoding="utf-8")
     assert "personas: low_involvement" in text  # the filters are stated
@@ -273,7 +337,9 @@ def test_cli_report(cli, tmp_path):
 
 def test_cli_report_bad_filter(cli, tmp_path):
     app, ws = cli
-    res = CliRunner().invoke(app, ["report", "-w", str(ws), "--out", str(tmp_path / "r.html"), "--start", "yesterday"])
+    res = CliRunner().invoke(
+        app, ["report", "-w", str(ws), "--out", str(tmp_path / "r.html"), "--start", "yesterday"]
+    )
     assert res.exit_code == 2
     assert "filters: start" in res.output
 

@@ -758,6 +758,14 @@ def _kpis(k: dict[str, Any], overall: float, answers: int) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=pa.schema(KPI_COLUMNS))
 
 
+def segments(ws: Workspace, filters: Filters | None = None) -> pa.Table:
+    """The (persona, journey_type) pairs of the filtered journeys with their journey counts: the maps one
+    can draw. Persona NULL (persons without one) is kept; largest first within a journey type."""
+    j = (filters or Filters()).journeys(ws)
+    g = j.group_by(["journey_type", "persona"]).aggregate(journeys=j.count())
+    return g.order_by(["journey_type", ibis.desc("journeys"), "persona"]).to_pyarrow()
+
+
 # -- two maps side by side --------------------------------------------------------------------------------
 
 COMPARED = ("reach", "reach_share", "conversion_to_next", "drop_off_rate", "median_days_in_phase", "emotion")

@@ -38,15 +38,8 @@ if TYPE_CHECKING:
 MIN_JOURNEYS_FOR_MAP = 20
 #: rows shown in a section's data table
 MAX_TABLE_ROWS = 40
-ATTRIBUTION_MODELS = (
-    "first_touch",
-    "last_touch",
-    "linear",
-    "position_based",
-    "time_decay",
-    "markov",
-    "shapley",
-)
+#: the models compared; time decay needs per-touch timestamps, and the report uses paths aggregated in the engine
+ATTRIBUTION_MODELS = ("first_touch", "last_touch", "linear", "position_based", "markov", "shapley")
 ATTRIBUTION_BOOTSTRAP = 200
 
 
@@ -137,21 +130,15 @@ def _attempt(section: Section, work: Callable[[], None]) -> Section:
 
 
 def _maps(ws: Workspace, model: str | None, filters: Filters, report: Report) -> None:
-    from journeylens.analyses.journeymap import JourneyMapSpec, compare_results, run
+    from journeylens.analyses.journeymap import JourneyMapSpec, compare_results, run, segments
 
     overview = run(ws, JourneyMapSpec(model=model, filters=filters))
     report.overview = overview
     report.maps.append(MapPanel("map-all", "All personas", result=overview))
-    j = filters.journeys(ws)
-    counts = (
-        j.group_by(["persona", "journey_type"])
-        .aggregate(n=j.count())
-        .order_by(["journey_type", "persona"])
-        .to_pyarrow()
-        .to_pylist()
+    counts = segments(ws, filters).rename_columns(["journey_type", "persona", "n"]).to_pylist()
+    personas = sorted(
+        {r["persona"] for r in counts if r["journey_type"] == "purchase" and r["persona"] is not None}
     )
-    personas = [r["persona"] for r in counts if r["journey_type"] == "purchase" and r["persona"] is not None]
-    personas = [p for p in personas if not filters.personas or p in filters.personas]
     by_persona = {}
     for k, p in enumerate(personas):
         r = run(ws, JourneyMapSpec(model=model, persona=p, filters=filters))
@@ -273,17 +260,18 @@ def build_report(ws: Workspace, *, model: str | None = None, filters: Filters = 
     add(_attempt(s4, process))
 
     s5 = Section("attribution", "Attribution across models",
-                 "Credit per channel for the conversions of purchase journeys (the touches before the conversion), under "
-                 f"each model; lines: 95% bootstrap intervals over {ATTRIBUTION_BOOTSTRAP} resamples of the journeys.")  # fmt: skip
+                 "Credit per channel for the conversions of purchase journeys (the channel paths before the conversion, "
+                 f"aggregated in the engine), under each model; lines: 95% bootstrap intervals over {ATTRIBUTION_BOOTSTRAP} "
+                 "resamples of the journeys.")  # fmt: skip
 
     def attribution() -> None:
-        from journeylens.attribution import Bootstrap, attribute, read_touches
+        from journeylens.attribution import Bootstrap, attribute, read_paths
         from journeylens.attribution import workspace as wa
 
-        touches = wa.touches(ws, filters=filters)
-        if touches.num_rows == 0:
+        paths = wa.paths(ws, filters=filters)
+        if paths.num_rows == 0:
             raise JourneyLensError("no touches in purchase journeys")
-        frame = attribute(read_touches(touches.to_pandas()), models=list(ATTRIBUTION_MODELS),
+        frame = attribute(read_paths(paths.to_pandas()), models=list(ATTRIBUTION_MODELS),
                           bootstrap=Bootstrap(n=ATTRIBUTION_BOOTSTRAP, seed=0))  # fmt: skip
         s5.result = frame
         s5.figure = fig.attribution(frame)
