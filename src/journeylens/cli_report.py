@@ -10,59 +10,21 @@ from typing import Annotated, Any
 
 import typer
 
+from journeylens.cli_common import (
+    ChannelOpt,
+    EndOpt,
+    JourneyTypeOpt,
+    PersonaOpt,
+    SegmentOpt,
+    StartOpt,
+    filters_data,
+)
+
 ModelOpt = Annotated[
     str | None,
     typer.Option("--model", "-m", help="Phase model (default: the one the workspace was built with)."),
 ]
-StartOpt = Annotated[
-    str | None, typer.Option("--start", help="Journeys starting on or after this date (ISO 8601).")
-]
-EndOpt = Annotated[str | None, typer.Option("--end", help="Journeys starting before this date (ISO 8601).")]
-PersonaFilterOpt = Annotated[
-    list[str] | None, typer.Option("--persona", help="Only persons of this persona (repeatable).")
-]
-JourneyTypeOpt = Annotated[
-    list[str] | None, typer.Option("--journey-type", help="Only journeys of this type (repeatable).")
-]
-ChannelOpt = Annotated[
-    list[str] | None, typer.Option("--channel", help="Only journeys that used this channel (repeatable).")
-]
-SegmentOpt = Annotated[
-    list[str] | None,
-    typer.Option("--segment", help="Only persons whose COLUMN equals VALUE, as COLUMN=VALUE (repeatable)."),
-]
-
-
-def filters_data(
-    start: str | None,
-    end: str | None,
-    persona: list[str] | None,
-    journey_type: list[str] | None,
-    channel: list[str] | None,
-    segment: list[str] | None,
-) -> dict[str, Any]:
-    """The ``Filters`` fields the options name (validated by ``parse_spec`` / ``Filters``)."""
-    from journeylens.cli_common import fail
-
-    data: dict[str, Any] = {}
-    for key, value in (
-        ("start", start),
-        ("end", end),
-        ("personas", persona),
-        ("journey_types", journey_type),
-        ("channels", channel),
-    ):
-        if value:
-            data[key] = value
-    if segment:
-        persons: dict[str, str] = {}
-        for item in segment:
-            column, sep, value = item.partition("=")
-            if not sep or not column.strip():
-                raise fail(f"--segment {item!r}: expected COLUMN=VALUE, e.g. segment=b2b")
-            persons[column.strip()] = value.strip()
-        data["persons"] = persons
-    return data
+PersonaFilterOpt = PersonaOpt
 
 
 def _filters(data: dict[str, Any]) -> Any:

@@ -14,27 +14,20 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from journeylens.cli_common import (
+    ChannelOpt,
+    EndOpt,
+    JourneyTypeOpt,
+    PersonaOpt,
+    SegmentOpt,
+    StartOpt,
+    filters_data,
+)
+
 if TYPE_CHECKING:
     from journeylens.analyses.base import Result, Spec
 
 FormatOpt = Annotated[str, typer.Option("--format", help="table, csv or json.")]
-StartOpt = Annotated[
-    str | None, typer.Option("--start", help="Journeys starting on or after this date (ISO 8601).")
-]
-EndOpt = Annotated[str | None, typer.Option("--end", help="Journeys starting before this date (ISO 8601).")]
-PersonaOpt = Annotated[
-    list[str] | None, typer.Option("--persona", help="Only persons of this persona (repeatable).")
-]
-JourneyTypeOpt = Annotated[
-    list[str] | None, typer.Option("--journey-type", help="Only journeys of this type (repeatable).")
-]
-ChannelOpt = Annotated[
-    list[str] | None, typer.Option("--channel", help="Only journeys that used this channel (repeatable).")
-]
-SegmentOpt = Annotated[
-    list[str] | None,
-    typer.Option("--segment", help="Only persons whose COLUMN equals VALUE, as COLUMN=VALUE (repeatable)."),
-]
 MinNOpt = Annotated[
     int | None,
     typer.Option("--min-n", help="Figures on fewer than this many are flagged too_thin (default 30)."),
@@ -57,28 +50,7 @@ def _filters(
     channel: list[str] | None,
     segment: list[str] | None,
 ) -> dict[str, Any]:
-    from journeylens.cli import fail
-
-    data: dict[str, Any] = {}
-    if start:
-        data["start"] = start
-    if end:
-        data["end"] = end
-    if persona:
-        data["personas"] = persona
-    if journey_type:
-        data["journey_types"] = journey_type
-    if channel:
-        data["channels"] = channel
-    if segment:
-        persons: dict[str, str] = {}
-        for item in segment:
-            column, sep, value = item.partition("=")
-            if not sep or not column.strip():
-                raise fail(f"--segment {item!r}: expected COLUMN=VALUE, e.g. segment=b2b")
-            persons[column.strip()] = value.strip()
-        data["persons"] = persons
-    return data
+    return filters_data(start, end, persona, journey_type, channel, segment)
 
 
 def _check_view(view: str, choices: tuple[str, ...]) -> str:
