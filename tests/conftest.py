@@ -210,3 +210,25 @@ def module_backend(
     """A clean Ibis connection shared by one module's tests (a workspace built once, read by many)."""
     with _connection(request.param, request, tmp_path_factory.mktemp("module-backend")) as con:
         yield con
+
+
+# -- a browser: Debian's Chromium through Playwright --------------------------------------------------------
+
+CHROMIUM_PATH = "/usr/bin/chromium"
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"]
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """One headless Chromium for the whole session (Playwright's sync API allows one per process).
+
+    Skipped, with the reason, only when Chromium is absent (CI installs it; locally: apt-get install -y chromium).
+    """
+    if not Path(CHROMIUM_PATH).exists():
+        pytest.skip(f"{CHROMIUM_PATH} is missing (CI installs it; locally: apt-get install -y chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM_PATH, args=CHROMIUM_FLAGS)
+        yield b
+        b.close()

@@ -153,19 +153,6 @@ def fixture_data() -> SimpleNamespace:
 
 
 @pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    """One headless Chromium for the session (Debian's, through Playwright); skipped only when it is absent."""
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing (CI installs it; locally: apt-get install -y chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture(scope="session")
 def xss_report(xss_ws: Workspace, tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     """The report of the workspace with script-tag names: its results, its HTML and the file."""
     from journeylens.report.report import build_report, render_report

@@ -11,13 +11,6 @@ from server_helpers import ServerProcess, app_client, make_keys
 from test_queries import XSS, seed_workspace
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 
 
 def test_static_files_need_no_key(ws_dir: Path, keys) -> None:
@@ -39,13 +32,11 @@ def test_static_files_need_no_key(ws_dir: Path, keys) -> None:
 
 
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="no Chromium at /usr/bin/chromium")
-def test_the_dashboard_in_chromium(tmp_path: Path) -> None:
-    playwright = pytest.importorskip("playwright.sync_api")
+def test_the_dashboard_in_chromium(tmp_path: Path, browser) -> None:
     ws = tmp_path / "ws"
     seed_workspace(ws)
     keys = make_keys(ws)
-    with ServerProcess(ws) as server, playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with ServerProcess(ws) as server:
         try:
             page = browser.new_page(viewport={"width": 1500, "height": 1000})
             errors: list[str] = []
@@ -93,4 +84,4 @@ def test_the_dashboard_in_chromium(tmp_path: Path) -> None:
             assert dialogs == []
             assert errors == []
         finally:
-            browser.close()
+            page.close()
