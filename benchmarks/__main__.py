@@ -130,6 +130,44 @@ STAGES: dict[str, str] = {
         RESULT["persons_rebuilt"] = r.persons_rebuilt
         RESULT["events"] = r.touchpoints
     """,
+    # analyses on the built workspace (each in its own process, read-only)
+    "analysis_phase_funnel": """
+        from journeylens.store import Workspace
+        from journeylens.analyses import funnel
+        ws = Workspace(DIR / "ws-parquet", read_only=True)
+        funnel.run(ws, funnel.PhaseFunnelSpec())
+    """,
+    "analysis_funnel_5_steps": """
+        from journeylens.store import Workspace
+        from journeylens.analyses import funnel
+        ws = Workspace(DIR / "ws-parquet", read_only=True)
+        funnel.run(ws, funnel.FunnelSpec(steps=["site_visit", "product_view", "add_to_cart", "checkout", "purchase"], window="14d"))
+    """,
+    "analysis_dfg": """
+        from journeylens.store import Workspace
+        from journeylens.analyses import paths
+        ws = Workspace(DIR / "ws-parquet", read_only=True)
+        paths.run(ws, paths.PathsSpec(level="touchpoint", dfg=True))
+    """,
+    "analysis_step_matrix": """
+        from journeylens.store import Workspace
+        from journeylens.analyses import paths
+        ws = Workspace(DIR / "ws-parquet", read_only=True)
+        paths.run(ws, paths.PathsSpec(level="touchpoint", transitions=True))
+    """,
+    "analysis_touchpoints": """
+        from journeylens.store import Workspace
+        from journeylens.analyses import touchpoints
+        ws = Workspace(DIR / "ws-parquet", read_only=True)
+        touchpoints.run(ws, touchpoints.TouchpointsSpec())
+    """,
+    "attribution_markov_workspace": """
+        from journeylens.store import Workspace
+        from journeylens.attribution import Markov, read_paths
+        from journeylens.attribution.workspace import paths
+        ws = Workspace(DIR / "ws-parquet", read_only=True)
+        Markov(order=1).fit(read_paths(paths(ws).to_pandas(), sep=">"))
+    """,
 }
 SETUP_STAGES = {"generate", "write_csv", "split_1pct", "prepare_incremental"}
 DEFAULT_STAGES = [
@@ -141,12 +179,22 @@ DEFAULT_STAGES = [
     "ingest_csv",
     "build",
     "build_incremental_1pct",
+    "analysis_phase_funnel",
+    "analysis_funnel_5_steps",
+    "analysis_dfg",
+    "analysis_step_matrix",
+    "analysis_touchpoints",
+    "attribution_markov_workspace",
 ]
 RATIOS = {
     "ingest_parquet": "floor_load_parquet",
     "ingest_csv": "floor_read_csv",
     "build": "floor_sort",
     "build_incremental_1pct": "build",
+    **{name: "floor_sort" for name in (
+        "analysis_phase_funnel", "analysis_funnel_5_steps", "analysis_dfg", "analysis_step_matrix",
+        "analysis_touchpoints", "attribution_markov_workspace",
+    )},
 }
 
 
