@@ -61,7 +61,7 @@ def generate(
 def ingest(
     files: Annotated[list[Path], typer.Argument(help="Files to import (CSV, TSV, Parquet, JSON Lines).", show_default=False)],
     workspace: WorkspaceOpt = DEFAULT_WS,
-    format: Annotated[str | None, typer.Option("--format", "-f", help="csv, tsv, parquet or jsonl (default: by extension).")] = None,
+    format: Annotated[str | None, typer.Option("--format", "-f", help="csv, tsv, parquet, jsonl, ga4 (BigQuery export) or segment (default: by extension).")] = None,
     map_: Annotated[list[str] | None, typer.Option("--map", help="FIELD=COLUMN pairs, comma-separated: --map touchpoint=event,person_id=user_id")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="FIELD=VALUE constants: --set channel=web")] = None,
     mapping: Annotated[Path | None, typer.Option("--mapping", help="YAML mapping file (columns, constants, timezone).")] = None,

@@ -19,7 +19,9 @@ import pyarrow as pa
 
 from journeylens.errors import UnusableInputError
 
-FORMATS = ("csv", "tsv", "parquet", "jsonl")
+FORMATS = ("csv", "tsv", "parquet", "jsonl", "ga4", "segment")
+#: event exports, read by journeylens.ingest.formats (only when named: --format ga4 | segment)
+EXPORT_FORMATS = ("ga4", "segment")
 _EXTENSIONS = {
     ".csv": "csv",
     ".tsv": "tsv",
@@ -106,6 +108,10 @@ def open_source(source: Any, *, format: str | None = None, delimiter: str | None
         if path.is_dir():
             raise UnusableInputError(f"{path}: is a directory; expected a file")
         fmt = detect_format(path, format)
+        if fmt in EXPORT_FORMATS:
+            from journeylens.ingest.formats import open_export
+
+            return open_export(path, fmt, encoding=encoding)
         if fmt in ("csv", "tsv"):
             return CsvSource(path, fmt, delimiter=delimiter or ("\t" if fmt == "tsv" else None), encoding=encoding)
         if fmt == "parquet":

@@ -29,10 +29,14 @@ channel                     see :func:`channel_for`
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+# the channel tables live in journeylens.ingest.channels (shared with the file readers); re-exported here
+from journeylens.ingest.channels import MEDIUM_CHANNELS as MEDIUM_CHANNELS
+from journeylens.ingest.channels import SOURCE_CHANNELS as SOURCE_CHANNELS
+from journeylens.ingest.channels import utm_channel
 
 TOUCHPOINT_FOR_TYPE: dict[str, str | None] = {
     "track": None,
@@ -42,41 +46,6 @@ TOUCHPOINT_FOR_TYPE: dict[str, str | None] = {
 }
 MESSAGE_TYPES: tuple[str, ...] = tuple(TOUCHPOINT_FOR_TYPE)
 
-#: ``utm_medium`` (lower-cased, without spaces, ``-`` and ``_``) -> channel
-MEDIUM_CHANNELS: dict[str, str] = {
-    "cpc": "paid_search",
-    "ppc": "paid_search",
-    "paidsearch": "paid_search",
-    "sem": "paid_search",
-    "email": "email",
-    "newsletter": "email",
-    "social": "social",
-    "socialmedia": "social",
-    "socialnetwork": "social",
-    "paidsocial": "social",
-    "display": "display",
-    "banner": "display",
-    "cpm": "display",
-    "programmatic": "display",
-    "referral": "referral",
-    "organic": "organic_search",
-    "organicsearch": "organic_search",
-    "seo": "organic_search",
-    "affiliate": "partner",
-    "partner": "partner",
-}
-#: ``utm_source`` (lower-cased) -> channel, when the medium is absent or unknown
-SOURCE_CHANNELS: dict[str, str] = {
-    "facebook": "social",
-    "instagram": "social",
-    "linkedin": "social",
-    "twitter": "social",
-    "x": "social",
-    "tiktok": "social",
-    "pinterest": "social",
-    "youtube": "social",
-    "newsletter": "email",
-}
 #: Segment's ``context.channel`` names the library's platform: translated; any other value is kept
 LIBRARY_CHANNELS: dict[str, str | None] = {"browser": "website", "mobile": "app", "server": None}
 DEFAULT_CHANNEL = "website"
@@ -90,7 +59,6 @@ _CAMPAIGN_KEYS = {
     "content": "utm_content",
 }
 _UTM_KEYS = tuple(_CAMPAIGN_KEYS.values())
-_SEPARATORS = re.compile(r"[\s_-]+")
 
 #: where a contract field came from, for error messages (per message type where it differs)
 SEGMENT_FIELDS: dict[str, str] = {
@@ -216,12 +184,9 @@ def channel_for(kind: str, properties: dict[str, Any], utm: dict[str, str], cont
     explicit = properties.get("channel")
     if isinstance(explicit, str) and explicit.strip():
         return explicit.strip()
-    medium = _SEPARATORS.sub("", utm.get("utm_medium", "").lower())
-    if medium in MEDIUM_CHANNELS:
-        return MEDIUM_CHANNELS[medium]
-    source = utm.get("utm_source", "").strip().lower()
-    if source in SOURCE_CHANNELS:
-        return SOURCE_CHANNELS[source]
+    from_utm = utm_channel(utm.get("utm_medium"), utm.get("utm_source"))
+    if from_utm:
+        return from_utm
     library = context.get("channel")
     if isinstance(library, str) and library.strip():
         mapped = LIBRARY_CHANNELS.get(library.strip().lower(), library.strip())
