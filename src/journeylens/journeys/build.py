@@ -155,33 +155,41 @@ def split_journeys(t: ir.Table, jm: JourneyModel, *, stage: Any = None) -> ir.Ta
         _timeout=_per_type(jm, t, "timeout_seconds", "int64"),
         _default=(t.journey_type == jm.default_type.name),
     )
+    # three passes over one ordering, (person, type) by (timestamp, event_id): a sort the engine can share
     order = [t.timestamp, t.event_id]
     w = ibis.window(group_by=[t.person_key, t.journey_type], order_by=order)
+    cw = ibis.cumulative_window(group_by=[t.person_key, t.journey_type], order_by=order)
+    conv = t.is_conversion.cast("int64")
     gap = t._ts - t._ts.lag().over(w)
     gap_start = gap.isnull() | (gap > t._timeout)
     seg_start = t._claim_seg.lag().over(w).isnull() | (t._claim_seg != t._claim_seg.lag().over(w))
     t = t.mutate(
-        _gap_start=ibis.ifelse(t._default, gap_start, seg_start).cast("int64"),
+        _gap_start=ibis.ifelse(t._default, gap_start, seg_start),
         _prev_end=t._ends.lag().over(w).fill_null(False),
+        _rn=ibis.row_number().over(w),
+        _conv_before=conv.sum().over(cw) - conv,  # conversions of this person and type before the row
     )
-    t = t.mutate(_end_start=t._default & t._prev_end)
+    # a boundary opens a stretch: a gap, a new claim segment, or the row after an `ends` touchpoint
+    # (in the buyer view also after a conversion); conversions are counted since the last boundary
+    t = t.mutate(_boundary=t._gap_start | (t._default & t._prev_end))
     cw = ibis.cumulative_window(group_by=[t.person_key, t.journey_type], order_by=[t.timestamp, t.event_id])
-    # conversions are counted within the journey so far: since the last gap or `ends` touchpoint (in the buyer
-    # view a conversion ends its journey, so the next journey's first conversion is not a further one)
-    t = t.mutate(_gseg=((t._gap_start == 1) | t._end_start).cast("int64").sum().over(cw))
-    gw = ibis.cumulative_window(group_by=[t.person_key, t.journey_type, t._gseg], order_by=[t.timestamp, t.event_id])
-    conv_before = t.is_conversion.cast("int64").sum().over(gw) - t.is_conversion.cast("int64")
-    # the default type: a journey ends after an `ends` touchpoint (in the buyer view also after a conversion),
-    # and with repeat_after_conversion a further conversion starts a new journey (the loyalty loop)
-    end_start = t._end_start
-    repeat_start = t._default & t._repeat_splits & t.is_conversion & (conv_before >= 1)
-    t = t.mutate(_start=((t._gap_start == 1) | end_start | repeat_start).cast("int64"))
+    at_boundary = ibis.ifelse(t._boundary, t._conv_before, ibis.null("int64")).max().over(cw)
+    # the default type: with repeat_after_conversion a further conversion starts a new journey (the loyalty loop)
+    repeat_start = t._default & t._repeat_splits & t.is_conversion & ((t._conv_before - at_boundary) >= 1)
+    t = t.mutate(_start=(t._boundary | repeat_start).cast("int64"))
     cw = ibis.cumulative_window(group_by=[t.person_key, t.journey_type], order_by=[t.timestamp, t.event_id])
-    t = t.mutate(_seq=t._start.sum().over(cw))
-    t = t.mutate(journey_id=t.person_key + "/" + t.journey_type + "/" + t._seq.cast("string"))
-    pw = ibis.window(group_by=t.journey_id, order_by=[t.timestamp, t.event_id])
-    t = t.mutate(position=ibis.row_number().over(pw) + 1)
-    return t.drop("_ts", "_timeout", "_default", "_ends", "_repeat_splits", "_gap_start", "_prev_end", "_end_start", "_gseg", "_start", "_seq", "_claim_seg")
+    t = t.mutate(
+        _seq=t._start.sum().over(cw),
+        _start_rn=ibis.ifelse(t._start == 1, t._rn, ibis.null("int64")).max().over(cw),
+    )
+    t = t.mutate(
+        journey_id=t.person_key + "/" + t.journey_type + "/" + t._seq.cast("string"),
+        position=t._rn - t._start_rn + 1,
+    )
+    return t.drop(
+        "_ts", "_timeout", "_default", "_ends", "_repeat_splits", "_gap_start", "_prev_end", "_rn", "_conv_before",
+        "_boundary", "_start", "_seq", "_start_rn", "_claim_seg",
+    )
 
 
 def with_phases(t: ir.Table, pm: PhaseModel) -> ir.Table:
