@@ -124,6 +124,32 @@ def parse_text(model: type[C], text: str, source: str) -> C:
     return result
 
 
+def load_model(
+    model: type[C],
+    name_or_path: Any,
+    *,
+    kind: str,
+    builtin_names: Sequence[str],
+    load_builtin: Any,
+) -> C:
+    """A model given as itself, a YAML file, or a built-in name (``kind`` names it in errors).
+
+    A ``Path``, or a string ending in ``.yaml`` / ``.yml`` or holding a path separator, is a file;
+    anything else is a built-in name.
+    """
+    if isinstance(name_or_path, model):
+        return name_or_path
+    if is_path(name_or_path):
+        return load_file(model, name_or_path)
+    name = str(name_or_path)
+    if name not in builtin_names:
+        raise ConfigError(
+            f"unknown {kind} '{name}'; expected one of {', '.join(builtin_names)} or the path of a .yaml file",
+            code=f"unknown_{kind.replace(' ', '_')}",
+        )
+    return load_builtin(name)
+
+
 def load_file(model: type[C], path: str | Path) -> C:
     """A ``model`` from a YAML file; raises ConfigError naming the file and the line of each problem."""
     text = _read(path)

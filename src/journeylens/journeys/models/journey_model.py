@@ -66,7 +66,7 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from journeylens.errors import ConfigError, SpecError
+from journeylens.errors import SpecError
 from journeylens.journeys.models._config import (
     JOURNEY_PREFIX,
     ConfigModel,
@@ -74,8 +74,7 @@ from journeylens.journeys.models._config import (
     Problem,
     builtin_dir,
     check_name,
-    is_path,
-    load_file,
+    load_model,
     parse_text,
     validate_file,
 )
@@ -410,18 +409,9 @@ def validate_journey_model_file(path: str | Path) -> list[Problem]:
 
 def load_journey_model(name_or_path: str | Path | JourneyModel = "default") -> JourneyModel:
     """A built-in journey model by name (``default``), or one from a YAML file (see ``load_phase_model``)."""
-    if isinstance(name_or_path, JourneyModel):
-        return name_or_path
-    if is_path(name_or_path):
-        return load_file(JourneyModel, name_or_path)
-    name = str(name_or_path)
-    if name not in builtin_journey_model_names():
-        raise ConfigError(
-            f"unknown journey model '{name}'; expected one of {', '.join(builtin_journey_model_names())} "
-            "or the path of a .yaml file",
-            code="unknown_journey_model",
-        )
-    return _load_builtin(name)
+    return load_model(
+        JourneyModel, name_or_path, kind="journey model", builtin_names=builtin_journey_model_names(), load_builtin=_load_builtin
+    )
 
 
 @functools.cache

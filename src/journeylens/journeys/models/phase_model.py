@@ -61,7 +61,7 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from journeylens.errors import ConfigError, SpecError
+from journeylens.errors import SpecError
 from journeylens.journeys.models._config import (
     JOURNEY_PREFIX,
     ConfigModel,
@@ -69,8 +69,7 @@ from journeylens.journeys.models._config import (
     Problem,
     builtin_dir,
     check_name,
-    is_path,
-    load_file,
+    load_model,
     parse_text,
     validate_file,
 )
@@ -340,18 +339,9 @@ def load_phase_model(name_or_path: str | Path | PhaseModel) -> PhaseModel:
     A ``Path``, or a string ending in ``.yaml`` / ``.yml`` or holding a path separator, is a file;
     anything else is a built-in name. Raises ``ConfigError`` for an invalid file or unknown name.
     """
-    if isinstance(name_or_path, PhaseModel):
-        return name_or_path
-    if is_path(name_or_path):
-        return load_file(PhaseModel, name_or_path)
-    name = str(name_or_path)
-    if name not in builtin_phase_model_names():
-        raise ConfigError(
-            f"unknown phase model '{name}'; expected one of {', '.join(builtin_phase_model_names())} "
-            "or the path of a .yaml file",
-            code="unknown_phase_model",
-        )
-    return _load_builtin(name)
+    return load_model(
+        PhaseModel, name_or_path, kind="phase model", builtin_names=builtin_phase_model_names(), load_builtin=_load_builtin
+    )
 
 
 @functools.cache
