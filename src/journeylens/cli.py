@@ -34,6 +34,50 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+#: commands that work on the DuckDB file only (quarantining import, the HTTP server, GDPR erase, API keys)
+DUCKDB_ONLY = {
+    "ingest": "load touchpoints from Parquet with --touchpoints PATH (and persons with --persons PATH)",
+    "demo": "run `journeylens generate` and pass the files with --touchpoints / --persons",
+    "serve": "the server needs the DuckDB workspace",
+    "erase": "erase on the source data, then load it again with --touchpoints",
+    "keys": "API keys belong to the server, which needs the DuckDB workspace",
+}
+
+
+@app.callback()
+def engine_options(
+    ctx: typer.Context,
+    engine: Annotated[str, typer.Option("--engine", envvar="JOURNEYLENS_ENGINE", help="duckdb (the workspace's embedded file) or spark.")] = "duckdb",
+    spark_master: Annotated[str | None, typer.Option("--spark-master", envvar="JOURNEYLENS_SPARK_MASTER", help="Spark master URL (default: spark-submit's, else local[*]).")] = None,
+    spark_conf: Annotated[list[str] | None, typer.Option("--spark-conf", help="A Spark setting KEY=VALUE for the session journeylens starts (repeatable).")] = None,
+    spark_database: Annotated[str, typer.Option("--spark-database", envvar="JOURNEYLENS_SPARK_DATABASE", help="The Spark database that holds the workspace's tables.")] = "journeylens",
+    touchpoints: Annotated[str | None, typer.Option("--touchpoints", help="Spark: load touchpoints from this Parquet path, glob or URI first (replaces the database's).")] = None,
+    persons: Annotated[str | None, typer.Option("--persons", help="Spark: load persons from this Parquet path, glob or URI first.")] = None,
+) -> None:
+    from journeylens.cli_common import engine_settings
+
+    if engine not in ("duckdb", "spark"):
+        raise fail(f"--engine {engine!r}: expected duckdb or spark")
+    spark_given = [name for name, value in (("--spark-master", spark_master), ("--spark-conf", spark_conf), ("--touchpoints", touchpoints), ("--persons", persons)) if value]
+    if engine == "duckdb" and spark_given:
+        raise fail(f"{spark_given[0]} needs --engine spark (on DuckDB, import files with `journeylens ingest`)")
+    if engine == "spark" and ctx.invoked_subcommand in DUCKDB_ONLY:
+        raise fail(f"`journeylens {ctx.invoked_subcommand}` works on the DuckDB workspace only; on Spark, {DUCKDB_ONLY[ctx.invoked_subcommand]}")
+    conf: dict[str, str] = {}
+    for item in spark_conf or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise fail(f"--spark-conf {item!r}: expected KEY=VALUE, e.g. spark.executor.memory=4g")
+        conf[key.strip()] = value.strip()
+    engine_settings.engine = engine
+    engine_settings.spark_master = spark_master
+    engine_settings.spark_conf = conf
+    engine_settings.spark_database = spark_database
+    engine_settings.touchpoints = touchpoints
+    engine_settings.persons = persons
+    ctx.call_on_close(engine_settings.reset)
+
+
 # -- generate -----------------------------------------------------------------------------------
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -51,10 +52,81 @@ def user_errors() -> Iterator[None]:
         raise fail(exc.message, exc.exit_code) from None
 
 
+@dataclass
+class EngineSettings:
+    """The engine the commands of this run work on, as the global options chose it (``journeylens --engine``)."""
+
+    engine: str = "duckdb"
+    spark_master: str | None = None
+    spark_conf: dict[str, str] = field(default_factory=dict)
+    spark_database: str = "journeylens"
+    #: Parquet paths to load into the Spark database before the first workspace opens (then cleared)
+    touchpoints: str | None = None
+    persons: str | None = None
+
+    def reset(self) -> None:
+        """Back to DuckDB (after a command, so that a later one in the same process starts clean)."""
+        self.__init__()  # type: ignore[misc]
+
+
+engine_settings = EngineSettings()
+
+
 def open_workspace(path: Path, **kwargs: Any) -> Any:
+    """The workspace a command works on: the DuckDB directory ``path``, or the Spark database of ``--engine spark``."""
+    if engine_settings.engine == "spark":
+        return _open_spark_workspace(path)
     from journeylens.store import Workspace
 
     return Workspace(path, **kwargs)
+
+
+def _open_spark_workspace(path: Path) -> Any:
+    """The Spark database as a workspace; starts a session when none runs, loads --touchpoints / --persons once.
+
+    A local session keeps its catalog under ``path/spark`` so that the next command finds what this one built.
+    """
+    from journeylens import spark
+
+    settings = engine_settings
+    session = spark.existing_session()
+    if session is None:
+        where = settings.spark_master or "local[*]"
+        with err_console.status(f"starting Spark ({where}); this takes a few seconds"):
+            session = spark.get_session(
+                master=settings.spark_master, conf=settings.spark_conf, local_dir=Path(path) / "spark"
+            )
+    else:
+        session = spark.get_session()
+    con = spark.connect(session, settings.spark_database)
+    if settings.touchpoints is not None:
+        with err_console.status(f"loading touchpoints from {settings.touchpoints} into Spark"):
+            result = spark.load_touchpoints(session, settings.touchpoints, database=settings.spark_database)
+        settings.touchpoints = None
+        _report_load(result)
+    if settings.persons is not None:
+        with err_console.status(f"loading persons from {settings.persons} into Spark"):
+            result = spark.load_persons(session, settings.persons, database=settings.spark_database)
+        settings.persons = None
+        _report_load(result)
+    return spark.attach(con)
+
+
+def _report_load(result: Any) -> None:
+    from journeylens.spark import REASONS
+
+    err_console.print(
+        f"[bold]{result.source}[/]: {result.stored:,} rows stored in Spark table {result.table} "
+        f"({result.rows_read:,} read, {result.duplicates:,} exact duplicates stored once)",
+        highlight=False,
+        soft_wrap=True,
+    )
+    for reason, n in sorted(result.left_out.items()):
+        err_console.print(
+            f"  [yellow]left out[/] {n:,} rows {REASONS.get(reason, reason)} ({reason})", highlight=False, soft_wrap=True
+        )
+    if result.ignored_columns:
+        err_console.print(f"  [dim]columns not in the contract, not stored: {', '.join(result.ignored_columns)}[/]", highlight=False)
 
 
 @contextlib.contextmanager
