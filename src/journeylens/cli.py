@@ -528,10 +528,10 @@ def demo(
 
 def _register_commands() -> None:
     """Commands defined beside their subject (analyses, server, report), added to the one app."""
-    from journeylens import cli_report, cli_server
+    from journeylens import cli_predict, cli_report, cli_server
     from journeylens.analyses import cli_funnels, cli_insights
 
-    for module in (cli_funnels, cli_insights, cli_server, cli_report):
+    for module in (cli_funnels, cli_insights, cli_server, cli_report, cli_predict):
         module.register(app)
 
 
