@@ -113,6 +113,37 @@ class TouchOut(BaseModel):
     phase: str | None
 
 
+class NextTouchOut(BaseModel):
+    touchpoint: str
+    probability: float
+
+
+class ContentOut(BaseModel):
+    content_type: str
+    lift: float = Field(description="moving on to a later phase, exposed vs comparable unexposed journeys")
+    lift_low: float
+    lift_high: float
+    exposed: int
+    unexposed: int
+    moved_on_exposed: float
+    moved_on_unexposed: float
+    basis: str = Field(description="which journeys the figures come from")
+    why: str = Field(description="the evidence in words")
+
+
+class PredictionOut(BaseModel):
+    propensity: float | None = Field(
+        description="probability of a purchase within the model's horizon (purchase journeys only)"
+    )
+    propensity_source: str | None = Field(description="model, or baseline (the phase's rate) when data are thin")
+    next_phase: str | None
+    next_phase_probability: float | None
+    next_phase_basis: str
+    next_touchpoints: list[NextTouchOut]
+    next_best_content: list[ContentOut] = Field(description="best first; never content the person has seen")
+    scored_at: str = Field(description="when the scores were computed (refreshed after imports)")
+
+
 class JourneyOut(BaseModel):
     journey_id: str
     journey_type: str
@@ -127,6 +158,10 @@ class JourneyOut(BaseModel):
     converted_at: str | None
     repeat: bool | None
     last_touchpoints: list[TouchOut] = Field(description="the latest first")
+    prediction: PredictionOut | None = Field(
+        default=None,
+        description="open journeys, once `journeylens predict` has trained a model: propensity, next steps, content",
+    )
 
 
 class PersonOut(BaseModel):

@@ -49,6 +49,32 @@ def _only(table: ibis.Table, column: str, values: list[str]) -> ibis.Table:
     return table.semi_join(keys, column)
 
 
+PREDICTION_FIELDS = (
+    "propensity",
+    "propensity_source",
+    "next_phase",
+    "next_phase_probability",
+    "next_phase_basis",
+    "next_touchpoints",
+    "next_best_content",
+    "scored_at",
+)
+
+
+def _predictions(ws: Workspace, journey_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """The stored predictions (``journeylens.predict``) of these journeys, by journey id."""
+    from journeylens.predict.score import TABLE, decode
+
+    if not journey_ids or not ws.has_table(TABLE):
+        return {}
+    rows = _only(ws.table(TABLE), "journey_id", journey_ids).select("journey_id", *PREDICTION_FIELDS)
+    out = {}
+    for row in rows.to_pyarrow().to_pylist():
+        row = decode(row)
+        out[row.pop("journey_id")] = {k: _plain(v) for k, v in row.items()}
+    return out
+
+
 def person_profile(
     ws: Workspace, person_id: str, *, last: int = 5, all_journeys: bool = False
 ) -> dict[str, Any] | None:
@@ -80,6 +106,7 @@ def person_profile(
         for row in recent.select("journey_id", *TOUCH_FIELDS).to_pyarrow().to_pylist():
             last_by_journey[row.pop("journey_id")].append({k: _plain(v) for k, v in row.items()})
 
+    predictions = _predictions(ws, [row["journey_id"] for row in shown if row["status"] == "open"])
     out_journeys = []
     for row in shown:
         channels = row.pop("channels")
@@ -87,6 +114,7 @@ def person_profile(
         item["current_phase"] = item.pop("last_phase")
         item["channels"] = channels.split(",") if channels else []
         item["last_touchpoints"] = last_by_journey[row["journey_id"]]
+        item["prediction"] = predictions.get(row["journey_id"])
         out_journeys.append(item)
     return {
         "person_id": person_id,

@@ -8,15 +8,23 @@ wait for a build, and a burst of imports costs one build, at the next read.
 The phase and journey models of that build are the ones given to the server, else the ones the
 workspace was last built with (built-in models only: a model from a YAML file has to be passed again),
 else ``five-phase`` and ``default``.
+
+**Predictions.** Once ``journeylens predict`` has trained and saved a propensity model in the workspace,
+the server keeps the ``predictions`` table (propensity, next phase, next best content of every open
+journey) fresh: after a lazy build it scores the open journeys again, at most once per
+``predictions_refresh_seconds`` (so a stream of imports does not mean a stream of scorings; the person
+endpoint says ``scored_at``). ``GET /v1/persons/{id}`` then only reads the stored rows.
 """
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from journeylens.errors import ConfigError, WorkspaceError
+from journeylens.errors import ConfigError, JourneyLensError, WorkspaceError
 from journeylens.keys import KeyRing
 from journeylens.server.writer import Writer
 
@@ -25,6 +33,7 @@ if TYPE_CHECKING:
     from journeylens.store import Workspace
 
 MB = 1024 * 1024
+log = logging.getLogger("journeylens.server")
 
 
 @dataclass(frozen=True)
@@ -48,6 +57,8 @@ class ServerConfig:
     journey_model: str | None = None
     #: how many of a journey's last touchpoints GET /v1/persons/{id} returns
     last_touchpoints: int = 5
+    #: the least time between two scorings of the open journeys after imports (seconds)
+    predictions_refresh_seconds: float = 60.0
 
 
 def _models(ws: Workspace, config: ServerConfig) -> tuple[Any, Any]:
@@ -88,6 +99,22 @@ def _needs_build(ws: Workspace) -> bool:
     return newest is not None and newest == newest and int(newest) > int(previous["import_watermark"])
 
 
+def _predictions_out_of_date(ws: Workspace) -> bool:
+    """Whether a saved propensity model exists and the stored predictions are missing or older than the
+    last build."""
+    from journeylens.journeys.build import last_build
+    from journeylens.predict.propensity import MODEL_FILE, model_directory
+    from journeylens.predict.score import TABLE
+
+    if not (model_directory(ws) / MODEL_FILE).exists():
+        return False
+    built = last_build(ws)
+    if not ws.has_table(TABLE) or built is None:
+        return True
+    scored = ws.table(TABLE).scored_at.max().execute()
+    return scored is None or scored != scored or scored < built["built_at"]
+
+
 class Service:
     """Opens the workspace (raising WorkspaceLockedError when another process holds it) and owns it."""
 
@@ -115,6 +142,9 @@ class Service:
             group_linger=self.config.group_linger,
         )
         self.writer.dirty = stale
+        #: the predictions need scoring again (a model exists and journeys changed since)
+        self.predictions_stale = _predictions_out_of_date(self.ws)
+        self._last_scoring = float("-inf")
         self._closed = False
 
     def close(self) -> None:
@@ -128,14 +158,31 @@ class Service:
     # -- jobs that run on the writer's thread ----------------------------------------------------------
 
     def ensure_built(self, ws: Workspace) -> None:
-        """Run the incremental build when an import stored something since the last one."""
-        if not self.writer.dirty:
-            return
-        from journeylens.journeys import build
+        """Run the incremental build when an import stored something since the last one; then score the
+        open journeys again when a model exists and the last scoring is old enough."""
+        if self.writer.dirty:
+            from journeylens.journeys import build
 
-        if int(ws.touchpoints.count().execute()) > 0:
-            build(ws, model=self.phase_model, journey_model=self.journey_model)
-        self.writer.dirty = False
+            if int(ws.touchpoints.count().execute()) > 0:
+                build(ws, model=self.phase_model, journey_model=self.journey_model)
+                self.predictions_stale = True
+            self.writer.dirty = False
+        if self.predictions_stale and time.monotonic() - self._last_scoring >= self.config.predictions_refresh_seconds:
+            self.refresh_predictions(ws)
+
+    def refresh_predictions(self, ws: Workspace) -> None:
+        """Score the open journeys with the saved model (nothing when there is none)."""
+        from journeylens import predict
+
+        self.predictions_stale = False
+        self._last_scoring = time.monotonic()
+        model = predict.load(ws)
+        if model is None:
+            return
+        try:
+            predict.predict(ws, model)
+        except JourneyLensError as exc:  # the person endpoint still answers, without fresh predictions
+            log.warning("scoring the open journeys failed: %s", exc.message)
 
     def profile(self, ws: Workspace, person_id: str, *, all_journeys: bool = False) -> dict[str, Any] | None:
         from journeylens.server.persons import person_profile
