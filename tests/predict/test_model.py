@@ -208,3 +208,19 @@ def test_a_persona_uses_its_own_evidence_where_it_is_solid_and_skips_what_was_se
     assert all(p["basis"].endswith("all personas") for p in other)
     assert recommend.recommend(EVIDENCE, "purchase", "high", "loyalty", set()) == []
     assert recommend.recommend(EVIDENCE, "purchase", None, None, set()) == []
+
+
+def test_a_person_sample_keeps_whole_persons_and_their_features(demo_ws):
+    from journeylens.predict import features as F
+
+    vocab = F.vocabulary(demo_ws)
+    first, last = F.data_period(demo_ws)
+    cutoffs = [first + (last - first) * share for share in (0.3, 0.6)]
+    cutoffs = [c.replace(microsecond=0) for c in cutoffs]
+    full = F.snapshots(demo_ws, cutoffs, vocab, horizon_days=30)
+    part = F.snapshots(demo_ws, cutoffs, vocab, horizon_days=30, sample=0.3)
+    persons, kept = set(full["person_id"]), set(part["person_id"])
+    assert kept < persons and 0.2 < len(kept) / len(persons) < 0.4
+    # the same rows as in the full set, for exactly the persons kept (at every cut-off)
+    expected = full[full["person_id"].isin(kept)].reset_index(drop=True)
+    pd.testing.assert_frame_equal(part.reset_index(drop=True), expected)

@@ -169,12 +169,20 @@ def snapshots_expr(
     *,
     journey_type: str = PURCHASE,
     horizon_days: float | None = None,
+    sample: float | None = None,
 ) -> ir.Table:
     """One row per journey of ``journey_type`` open at each cut-off, with its features as known then; with
-    ``horizon_days``, also ``label``: the person made a purchase within that many days after the cut-off."""
+    ``horizon_days``, also ``label``: the person made a purchase within that many days after the cut-off.
+
+    ``sample`` (0-1) keeps only that share of the persons (all their journeys), chosen by a hash of the
+    person id: the same persons at every cut-off and on every run."""
     cuts = ibis.memtable({"cutoff": [epoch(c) for c in cutoffs]}, schema={"cutoff": "int64"})
     j = ws.journeys
-    j = j.filter(j.journey_type == journey_type).select(
+    j = j.filter(j.journey_type == journey_type)
+    if sample is not None and sample < 1:
+        bucket = ((j.person_id.hash() % 10_000) + 10_000) % 10_000
+        j = j.filter(bucket < int(round(sample * 10_000)))
+    j = j.select(
         "journey_id",
         "person_id",
         "persona",
@@ -288,11 +296,13 @@ def snapshots(
     *,
     journey_type: str = PURCHASE,
     horizon_days: float | None = None,
+    sample: float | None = None,
 ) -> pd.DataFrame:
     """:func:`snapshots_expr`, run, in a stable order (cut-off, journey)."""
-    frame = snapshots_expr(
-        ws, cutoffs, vocab, journey_type=journey_type, horizon_days=horizon_days
-    ).to_pandas()
+    expr = snapshots_expr(
+        ws, cutoffs, vocab, journey_type=journey_type, horizon_days=horizon_days, sample=sample
+    )
+    frame = expr.to_pandas()
     return frame.sort_values(["cutoff", "journey_id"], kind="stable").reset_index(drop=True)
 
 

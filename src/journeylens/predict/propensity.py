@@ -62,6 +62,8 @@ class TrainingSettings:
     min_test_positives: int = 20
     min_cutoffs: int = 2
     max_rows: int = 400_000
+    #: at most this many persons' journeys become training examples (a fixed hash sample above it)
+    max_persons: int = 100_000
     seed: int = 0
 
 
@@ -297,10 +299,21 @@ def train(
     vocab = F.vocabulary(ws, journey_types=[settings.journey_type])
     cutoffs = cutoff_schedule(first, last, settings)
     train_cuts, test_cuts = split_cutoffs(cutoffs, settings)
-    say(f"features at {len(cutoffs)} weekly cut-offs")
+    j = ws.journeys
+    persons = int(j.filter(j.journey_type == settings.journey_type).person_id.nunique().execute())
+    share = min(1.0, settings.max_persons / persons) if persons else 1.0
+    say(
+        f"features at {len(cutoffs)} weekly cut-offs"
+        + (f" ({share:.1%} of {persons:,} persons)" if share < 1 else "")
+    )
     frame = (
         F.snapshots(
-            ws, cutoffs, vocab, journey_type=settings.journey_type, horizon_days=settings.horizon_days
+            ws,
+            cutoffs,
+            vocab,
+            journey_type=settings.journey_type,
+            horizon_days=settings.horizon_days,
+            sample=share,
         )
         if cutoffs
         else pd.DataFrame(columns=["cutoff", "label", "current_phase", "person_id"])
@@ -323,6 +336,7 @@ def train(
         "train_positives": int(tr["label"].sum()) if len(tr) else 0,
         "test_rows": len(te),
         "test_positives": int(te["label"].sum()) if len(te) else 0,
+        "persons_sampled": share,
         "train_cutoffs": len(train_cuts),
         "test_cutoffs": len(test_cuts),
     }
