@@ -131,18 +131,33 @@ def print_metrics(model: Any) -> None:
 
 
 def _readable(frame: Any) -> Any:
-    out = frame[
-        ["person_id", "journey_type", "current_phase", "propensity", "next_phase", "next_phase_probability"]
-    ].copy()
-    out["next touchpoints"] = [
-        ", ".join(f"{t['touchpoint']} {t['probability']:.0%}" for t in json.loads(v or "[]"))
-        for v in frame["next_touchpoints"]
-    ]
-    out["next best content (lift)"] = [
-        ", ".join(f"{c['content_type']} ({c['lift']:.2f})" for c in json.loads(v or "[]")) or "-"
-        for v in frame["next_best_content"]
-    ]
-    return out.rename(columns={"next_phase_probability": "p(next)"})
+    """The table for people: short headings, probabilities as percentages, the top next step and content."""
+    import pandas as pd
+
+    def pct(value: Any) -> str:
+        return "" if value is None or pd.isna(value) else f"{value:.0%}"
+
+    def first_step(text: str | None) -> str:
+        steps = json.loads(text or "[]")
+        return f"{steps[0]['touchpoint']} {steps[0]['probability']:.0%}" if steps else ""
+
+    def content(text: str | None) -> str:
+        picks = json.loads(text or "[]")
+        return ", ".join(f"{c['content_type']} ×{c['lift']:.2f}" for c in picks) or "-"
+
+    return pd.DataFrame(
+        {
+            "person": frame["person_id"],
+            "journey": frame["journey_type"],
+            "phase": frame["current_phase"],
+            "buys": [pct(v) for v in frame["propensity"]],
+            "next phase": [
+                f"{n} {pct(p)}" if n else "" for n, p in zip(frame["next_phase"], frame["next_phase_probability"], strict=True)
+            ],
+            "next touchpoint": [first_step(v) for v in frame["next_touchpoints"]],
+            "content to show (lift)": [content(v) for v in frame["next_best_content"]],
+        }
+    )
 
 
 def register(app: typer.Typer) -> None:
