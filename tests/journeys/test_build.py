@@ -21,7 +21,7 @@ import ibis
 import pytest
 
 from journeylens.journeys import BuildResult, build
-from journeylens.journeys.models import list_phase_models, load_journey_model, load_phase_model
+from journeylens.journeys.models import Involvement, list_phase_models, load_journey_model, load_phase_model
 from journeylens.store import Workspace
 
 DAY = 86_400
@@ -472,6 +472,51 @@ def test_involvement_low_and_high(book):
     assert book.journeys["hal/purchase/1"]["duration_days"] == 21.0
     # involvement classifies purchase journeys only
     assert book.journeys["cliff/complaint/1"]["involvement"] is None
+
+
+#: hal (as in BOOK: a store visit and a sales call, 2 human contacts under the default model), max (a big
+#: purchase after 24 days, online only) and cliff (a complaint on the call centre)
+INVOLVEMENT_PEOPLE = {p: BOOK[p] for p in ("hal", "cliff")} | {
+    "max": [
+        ("ad_view", "2024-04-01T10:00", {"channel": "display"}),
+        ("purchase", "2024-04-25T10:00", {"revenue": 1500.0}),
+    ]
+}
+
+
+@pytest.mark.parametrize("variant", ["no_involvement", "no_human_contact_channels"])
+def test_a_model_without_involvement_or_contact_channels_builds(backend, make_workspace, variant):
+    default = load_journey_model("default")
+    if variant == "no_involvement":
+        jm = default.model_copy(update={"involvement": None})
+    else:  # the default's criteria but human contact (which needs channels: left out too)
+        jm = default.model_copy(
+            update={
+                "involvement": Involvement(
+                    journey_types=["purchase"],
+                    high_when_at_least=2,
+                    touchpoints_before_conversion_at_least=8,
+                    duration_days_at_least=21,
+                    human_contact_channels=[],
+                    revenue_at_least=1000,
+                )
+            }
+        )
+    ws = make_workspace(backend, INVOLVEMENT_PEOPLE)
+    result = build(ws, journey_model=jm)
+    journeys = read_built(ws, result, everything=False).journeys
+    assert sorted(journeys) == ["cliff/complaint/1", "hal/purchase/1", "max/purchase/1"]
+    # no human-contact channels: the store visit and the sales call count for nothing (2 under the default)
+    assert {j: row["human_contacts"] for j, row in journeys.items()} == dict.fromkeys(journeys, 0)
+    involvement = {j: row["involvement"] for j, row in journeys.items()}
+    if variant == "no_involvement":
+        # no rule to classify by: NULL for every journey (not "low")
+        assert involvement == dict.fromkeys(journeys, None)
+    else:
+        # hal: 3 touchpoints before the purchase (< 8), 03-01 -> 03-22 = 21 days (>= 21), revenue 300
+        # (< 1000): 1 of the 2 needed -> low; max: 1 before (< 8), 24 days (>= 21), revenue 1500 (>= 1000):
+        # 2 -> high; the complaint is no involvement type -> NULL
+        assert involvement == {"cliff/complaint/1": None, "hal/purchase/1": "low", "max/purchase/1": "high"}
 
 
 # -- phases (five-phase) --------------------------------------------------------------------------------

@@ -227,7 +227,13 @@ def journey_touchpoints(
 
 
 def journeys_base(jt: ir.Table, jm: JourneyModel) -> ir.Table:
-    """One row per journey from ``journey_touchpoints`` (status is added when read: see :func:`journeys_view`)."""
+    """One row per journey from ``journey_touchpoints`` (status is added when read: see :func:`journeys_view`).
+
+    A model without an ``involvement`` block builds like any other: ``human_contacts`` is 0 for every
+    journey (the model names no human-contact channels; likewise with an empty ``human_contact_channels``)
+    and ``involvement`` is NULL for every journey (no rule to classify by; ``low`` would claim a
+    classification the model does not make). NULL is also what journeys outside the involvement types get.
+    """
     conv_pos = ibis.ifelse(jt.is_conversion, jt.position, ibis.null("int64"))
     conv_ts = ibis.ifelse(jt.is_conversion, jt.timestamp, ibis.null("timestamp('UTC')"))
     agg = jt.group_by(["journey_id", "person_id", "journey_type"]).aggregate(
@@ -243,7 +249,7 @@ def journeys_base(jt: ir.Table, jm: JourneyModel) -> ir.Table:
         first_channel=jt.channel.argmin(jt.position),
         last_channel=jt.channel.argmax(jt.position),
         first_touchpoint=jt.touchpoint.argmin(jt.position),
-        human_contacts=(jm.involvement.human_contact_expr(jt) if jm.involvement else ibis.literal(False)).cast("int64").sum(),
+        human_contacts=_human_contacts(jt, jm),
         phase_reached=jt.phase_index.max(),
         last_phase=jt.phase.argmax(jt.position),
         phase_regressions=jt.phase_regression.cast("int64").sum(),
@@ -259,6 +265,18 @@ def journeys_base(jt: ir.Table, jm: JourneyModel) -> ir.Table:
     earlier = converted.sum().over(w) - converted
     agg = agg.mutate(repeat=(agg.has_conversion & (earlier > 0)))
     return agg.mutate(involvement=_involvement(jm, agg))
+
+
+def _human_contacts(jt: ir.Table, jm: JourneyModel) -> ir.IntegerValue:
+    """Per journey (an aggregate over ``jt``): its touchpoints on a human-contact channel.
+
+    0 when the model names no such channel (no involvement block, or an empty ``human_contact_channels``):
+    ``human_contact_expr`` is then the scalar ``False``, which has no ``sum``; a constant metric is fine.
+    """
+    inv = jm.involvement
+    if inv is None or not inv.human_contact_channels:
+        return ibis.literal(0, "int64")
+    return inv.human_contact_expr(jt).cast("int64").sum()
 
 
 def _involvement(jm: JourneyModel, agg: ir.Table) -> ir.StringValue:
