@@ -8,6 +8,13 @@ file, and ``ORDER BY person, timestamp, event_id`` into a temporary table. Resul
 
 The machines are noisy (runs differ by up to 2x): each stage runs ``--repeat`` times and the median is
 reported.
+
+``--memory-limit 2GB`` sets DuckDB's ``memory_limit`` in every stage: the journeylens stages open
+``Workspace(..., memory_limit=...)`` and the floors run ``SET memory_limit`` on their own connection, so the
+comparison stays fair. DuckDB then spills to disk: next to the database file (``<file>.tmp``) for workspaces,
+in ``<data>/<size>/floor.tmp`` for the floors' in-memory databases. The limit bounds DuckDB's buffer manager
+only; the reported peak is the process's real RSS (Python, Arrow and allocator overhead on top). The limit
+is recorded in the JSON and above the Markdown table.
 """
 
 from __future__ import annotations
@@ -15,6 +22,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -50,45 +59,43 @@ STAGES: dict[str, str] = {
         RESULT["events"] = files.n_touchpoints
     """,
     "write_csv": """
-        import duckdb
+        duckdb = floor_connection()
         duckdb.sql(f"COPY (SELECT * FROM read_parquet('{DIR / 'events.parquet'}')) TO '{DIR / 'events.csv'}' (HEADER)")
     """,
     "split_1pct": """
-        import duckdb
+        duckdb = floor_connection()
         src = DIR / "events.parquet"
         cut = duckdb.sql(f"SELECT quantile_disc(timestamp, 0.99) FROM read_parquet('{src}')").fetchone()[0]
         duckdb.sql(f"COPY (SELECT * FROM read_parquet('{src}') WHERE timestamp < TIMESTAMPTZ '{cut}') TO '{DIR / 'base99.parquet'}'")
         duckdb.sql(f"COPY (SELECT * FROM read_parquet('{src}') WHERE timestamp >= TIMESTAMPTZ '{cut}') TO '{DIR / 'new01.parquet'}'")
     """,
     "floor_scan_parquet": """
-        import duckdb
+        duckdb = floor_connection()
         duckdb.sql(f"SELECT count(person_id), count(timestamp), count(channel), count(touchpoint), count(event_id) FROM read_parquet('{DIR / 'events.parquet'}')").fetchall()
     """,
     "floor_load_parquet": """
-        import duckdb, os
+        import os
         path = DIR / "floor.duckdb"
         if path.exists():
             os.remove(path)
-        con = duckdb.connect(str(path))
+        con = floor_connection(path)
         con.sql(f"CREATE TABLE t AS SELECT * FROM read_parquet('{DIR / 'events.parquet'}')")
         con.close()
         os.remove(path)
     """,
     "floor_read_csv": """
-        import duckdb
-        con = duckdb.connect()
+        con = floor_connection()
         con.sql(f"CREATE TEMP TABLE t AS SELECT * FROM read_csv('{DIR / 'events.csv'}')")
     """,
     "floor_sort": """
-        import duckdb
-        con = duckdb.connect()
+        con = floor_connection()
         con.sql(f"CREATE TEMP TABLE s AS SELECT * FROM read_parquet('{DIR / 'events.parquet'}') ORDER BY person_id, timestamp, event_id")
     """,
     "ingest_parquet": """
         import shutil
         from journeylens.store import Workspace
         shutil.rmtree(DIR / "ws-parquet", ignore_errors=True)
-        ws = Workspace(DIR / "ws-parquet")
+        ws = Workspace(DIR / "ws-parquet", memory_limit=MEMORY_LIMIT)
         r = ws.ingest(DIR / "events.parquet")
         RESULT["events"] = r.accepted
     """,
@@ -96,13 +103,13 @@ STAGES: dict[str, str] = {
         import shutil
         from journeylens.store import Workspace
         shutil.rmtree(DIR / "ws-csv", ignore_errors=True)
-        ws = Workspace(DIR / "ws-csv")
+        ws = Workspace(DIR / "ws-csv", memory_limit=MEMORY_LIMIT)
         r = ws.ingest(DIR / "events.csv")
         RESULT["events"] = r.accepted
     """,
     "build": """
         from journeylens.store import Workspace
-        ws = Workspace(DIR / "ws-parquet")
+        ws = Workspace(DIR / "ws-parquet", memory_limit=MEMORY_LIMIT)
         r = ws.build(full=True)
         RESULT["events"] = r.touchpoints
         RESULT["journeys"] = r.journeys
@@ -111,7 +118,7 @@ STAGES: dict[str, str] = {
         import shutil
         from journeylens.store import Workspace
         shutil.rmtree(DIR / "ws-inc", ignore_errors=True)
-        ws = Workspace(DIR / "ws-inc")
+        ws = Workspace(DIR / "ws-inc", memory_limit=MEMORY_LIMIT)
         ws.ingest(DIR / "base99.parquet")
         ws.build(full=True)
         ws.ingest(DIR / "new01.parquet")
@@ -124,7 +131,7 @@ STAGES: dict[str, str] = {
         shutil.rmtree(DIR / "ws-inc", ignore_errors=True)
         shutil.copytree(DIR / "ws-inc-ready", DIR / "ws-inc")
         t0 = time.perf_counter()
-        ws = Workspace(DIR / "ws-inc")
+        ws = Workspace(DIR / "ws-inc", memory_limit=MEMORY_LIMIT)
         r = ws.build()
         assert r.mode == "incremental", r
         RESULT["persons_rebuilt"] = r.persons_rebuilt
@@ -134,38 +141,38 @@ STAGES: dict[str, str] = {
     "analysis_phase_funnel": """
         from journeylens.store import Workspace
         from journeylens.analyses import funnel
-        ws = Workspace(DIR / "ws-parquet", read_only=True)
+        ws = Workspace(DIR / "ws-parquet", read_only=True, memory_limit=MEMORY_LIMIT)
         funnel.run(ws, funnel.PhaseFunnelSpec())
     """,
     "analysis_funnel_5_steps": """
         from journeylens.store import Workspace
         from journeylens.analyses import funnel
-        ws = Workspace(DIR / "ws-parquet", read_only=True)
+        ws = Workspace(DIR / "ws-parquet", read_only=True, memory_limit=MEMORY_LIMIT)
         funnel.run(ws, funnel.FunnelSpec(steps=["site_visit", "product_view", "add_to_cart", "checkout", "purchase"], window="14d"))
     """,
     "analysis_dfg": """
         from journeylens.store import Workspace
         from journeylens.analyses import paths
-        ws = Workspace(DIR / "ws-parquet", read_only=True)
+        ws = Workspace(DIR / "ws-parquet", read_only=True, memory_limit=MEMORY_LIMIT)
         paths.run(ws, paths.PathsSpec(level="touchpoint", dfg=True))
     """,
     "analysis_step_matrix": """
         from journeylens.store import Workspace
         from journeylens.analyses import paths
-        ws = Workspace(DIR / "ws-parquet", read_only=True)
+        ws = Workspace(DIR / "ws-parquet", read_only=True, memory_limit=MEMORY_LIMIT)
         paths.run(ws, paths.PathsSpec(level="touchpoint", transitions=True))
     """,
     "analysis_touchpoints": """
         from journeylens.store import Workspace
         from journeylens.analyses import touchpoints
-        ws = Workspace(DIR / "ws-parquet", read_only=True)
+        ws = Workspace(DIR / "ws-parquet", read_only=True, memory_limit=MEMORY_LIMIT)
         touchpoints.run(ws, touchpoints.TouchpointsSpec())
     """,
     "attribution_markov_workspace": """
         from journeylens.store import Workspace
         from journeylens.attribution import Markov, read_paths
         from journeylens.attribution.workspace import paths
-        ws = Workspace(DIR / "ws-parquet", read_only=True)
+        ws = Workspace(DIR / "ws-parquet", read_only=True, memory_limit=MEMORY_LIMIT)
         Markov(order=1).fit(read_paths(paths(ws).to_pandas(), sep=">"))
     """,
 }
@@ -198,12 +205,41 @@ RATIOS = {
 }
 
 
-def run_stage(name: str, directory: Path, persons: int) -> dict[str, float]:
+# Prepended to every stage script (after DIR, PERSONS, MEMORY_LIMIT): a DuckDB connection for the floors with
+# the same memory limit as the workspace stages, spilling into DIR/floor.tmp (an in-memory database would spill
+# into ./.tmp of whatever directory the suite was started from).
+FLOOR_CONNECTION = """
+def floor_connection(database=None):
+    import duckdb
+    con = duckdb.connect(str(database) if database is not None else ":memory:")
+    if database is None:
+        con.execute(f"SET temp_directory = '{DIR / 'floor.tmp'}'")
+    if MEMORY_LIMIT:
+        con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+    return con
+"""
+
+MEMORY_LIMIT_RE = re.compile(r"^\s*\d+(\.\d+)?\s*(B|[KMGT]i?B)\s*$", re.IGNORECASE)
+
+
+def memory_limit_arg(text: str) -> str:
+    """``--memory-limit``: a size DuckDB understands, e.g. ``2GB``, ``1500MB``, ``4GiB``."""
+    if not MEMORY_LIMIT_RE.match(text):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a size such as 2GB, 1500MB or 4GiB")
+    return text.strip().replace(" ", "")
+
+
+class StageFailed(Exception):
+    pass
+
+
+def run_stage(name: str, directory: Path, persons: int, memory_limit: str | None = None) -> dict[str, float]:
     body = textwrap.dedent(STAGES[name])
     script = (
         "import json, sys, time\nfrom pathlib import Path\n"
-        f"DIR = Path({str(directory)!r})\nPERSONS = {persons}\nRESULT = {{}}\n"
-        "t0 = time.perf_counter()\n"
+        f"DIR = Path({str(directory)!r})\nPERSONS = {persons}\nMEMORY_LIMIT = {memory_limit!r}\nRESULT = {{}}\n"
+        + FLOOR_CONNECTION
+        + "t0 = time.perf_counter()\n"
         + body
         + "\nRESULT['seconds'] = time.perf_counter() - t0\nprint('RESULT ' + json.dumps(RESULT))\n"
     )
@@ -211,11 +247,13 @@ def run_stage(name: str, directory: Path, persons: int) -> dict[str, float]:
     out = proc.stdout.read() if proc.stdout else ""
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
+    shutil.rmtree(directory / "floor.tmp", ignore_errors=True)
+    peak_mb = usage.ru_maxrss / 1024
     if proc.returncode != 0:
-        raise SystemExit(f"stage {name} failed with exit code {proc.returncode}")
+        raise StageFailed(f"stage {name} failed with exit code {proc.returncode} (peak {peak_mb:,.0f} MB)")
     line = next(x for x in out.splitlines() if x.startswith("RESULT "))
     result = json.loads(line[len("RESULT ") :])
-    result["peak_mb"] = usage.ru_maxrss / 1024
+    result["peak_mb"] = peak_mb
     return result
 
 
@@ -224,45 +262,66 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sizes", default="1M", help="event counts, e.g. 1M,10M")
     parser.add_argument("--stages", default=",".join(DEFAULT_STAGES), help="comma-separated stages")
     parser.add_argument("--repeat", type=int, default=3, help="runs per stage (the median is reported)")
+    parser.add_argument(
+        "--memory-limit",
+        type=memory_limit_arg,
+        default=None,
+        help="DuckDB memory_limit for every stage, e.g. 2GB (default: DuckDB's own, 80%% of RAM)",
+    )
     args = parser.parse_args(argv)
+    limit = args.memory_limit
     stages = [s for s in args.stages.split(",") if s]
     unknown = [s for s in stages if s not in STAGES]
     if unknown:
         raise SystemExit(f"unknown stage {unknown[0]!r}; expected some of {', '.join(STAGES)}")
 
     report: dict[str, dict[str, dict[str, float]]] = {}
+    try:
+        run_sizes(args, stages, limit, report)
+    except StageFailed as exc:
+        write_report(report, limit, args.repeat)
+        raise SystemExit(f"{exc}; stages completed before it, if any, are in the report above") from None
+    write_report(report, limit, args.repeat)
+
+
+def run_sizes(args: argparse.Namespace, stages: list[str], limit: str | None, report: dict[str, dict[str, dict[str, float]]]) -> None:
     for size in [parse_size(s) for s in args.sizes.split(",")]:
         directory = DATA / label(size)
         directory.mkdir(parents=True, exist_ok=True)
         persons = max(1, int(size / EVENTS_PER_PERSON))
         rows: dict[str, dict[str, float]] = {}
         if not (directory / "events.parquet").exists():
-            rows["generate"] = run_stage("generate", directory, persons)
+            rows["generate"] = run_stage("generate", directory, persons, limit)
             print(f"[{label(size)}] generated {rows['generate']['events']:,} events in {rows['generate']['seconds']:.1f}s", flush=True)
         if any(s in stages for s in ("floor_read_csv", "ingest_csv")) and not (directory / "events.csv").exists():
-            run_stage("write_csv", directory, persons)
+            run_stage("write_csv", directory, persons, limit)
         if "build_incremental_1pct" in stages:
             if not (directory / "new01.parquet").exists():
-                run_stage("split_1pct", directory, persons)
-            run_stage("prepare_incremental", directory, persons)
+                run_stage("split_1pct", directory, persons, limit)
+            run_stage("prepare_incremental", directory, persons, limit)
+        report[label(size)] = rows
         for stage in stages:
-            runs = [run_stage(stage, directory, persons) for _ in range(args.repeat)]
+            runs = [run_stage(stage, directory, persons, limit) for _ in range(args.repeat)]
             median = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
             rows[stage] = median
             print(f"[{label(size)}] {stage}: {median['seconds']:.2f}s, peak {median['peak_mb']:,.0f} MB", flush=True)
-        report[label(size)] = rows
 
+
+def write_report(report: dict[str, dict[str, dict[str, float]]], memory_limit: str | None, repeat: int) -> None:
+    if not any(report.values()):
+        return
     RESULTS.mkdir(exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    (RESULTS / f"{stamp}.json").write_text(json.dumps(report, indent=2))
-    table = markdown(report)
+    settings = {"memory_limit": memory_limit, "repeat": repeat, "cpus": os.cpu_count()}
+    (RESULTS / f"{stamp}.json").write_text(json.dumps({"settings": settings, "sizes": report}, indent=2))
+    table = markdown(report, memory_limit)
     (RESULTS / f"{stamp}.md").write_text(table)
     print()
     print(table)
 
 
-def markdown(report: dict[str, dict[str, dict[str, float]]]) -> str:
-    lines = ["| size | stage | seconds (median) | events/s | peak MB | ratio | to |", "|---|---|---:|---:|---:|---:|---|"]
+def markdown(report: dict[str, dict[str, dict[str, float]]], memory_limit: str | None = None) -> str:
+    lines = [f"DuckDB memory_limit: {memory_limit or 'default (80% of RAM)'}", "", "| size | stage | seconds (median) | events/s | peak MB | ratio | to |", "|---|---|---:|---:|---:|---:|---|"]
     for size, rows in report.items():
         for stage, r in rows.items():
             rate = f"{r['events'] / r['seconds']:,.0f}" if r.get("events") else ""
