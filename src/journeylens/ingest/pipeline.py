@@ -151,7 +151,7 @@ def ingest(
                 if not staged:
                     con.create_table(_STAGE_TABLE, schema=ibis.schema(validated.good.schema), temp=con.name == "duckdb")
                     staged = True
-                con.insert(_STAGE_TABLE, validated.good)
+                _append(con, _STAGE_TABLE, validated.good)
             _add_quarantine(workspace, result, records)
             if progress is not None:
                 progress(src.progress_done(), src.progress_total())
@@ -171,6 +171,21 @@ def _add_quarantine(workspace: Workspace, result: ImportResult, records: list[di
     result.quarantined += len(records)
     _store_quarantine(workspace, records)
     result.messages.extend(r["message"] for r in records[: max(0, MAX_MESSAGES - len(result.messages))])
+
+
+def _append(con: Any, table: str, rows: pa.Table) -> None:
+    """Append an Arrow batch to one of our own tables. On DuckDB through the raw connection, registering
+    the batch and unregistering it right after: Ibis's ``insert`` keeps every batch it registers alive
+    until the process ends, so a large file's import would grow without bound."""
+    if con.name != "duckdb":
+        con.insert(table, rows)
+        return
+    raw = con.con
+    raw.register("_jl_append_batch", rows)
+    try:
+        raw.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _jl_append_batch")  # noqa: S608 - our own names
+    finally:
+        raw.unregister("_jl_append_batch")
 
 
 def _drop_scratch(workspace: Workspace) -> None:

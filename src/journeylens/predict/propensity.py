@@ -7,9 +7,9 @@ it. The split is by time, so nothing from the future leaks into training:
 
 - the *held-out period* is the last ``test_share`` of the cut-offs whose horizon has ended;
 - the model is trained on the cut-offs whose horizon ends before the held-out period starts;
-- it is a scikit-learn ``HistGradientBoostingClassifier``, calibrated with ``CalibratedClassifierCV``
-  (sigmoid; isotonic once there are 1,000 positives), its folds grouped by person so that one person's
-  snapshots never sit on both sides of a calibration fold.
+- it is a scikit-learn ``HistGradientBoostingClassifier`` fitted on the earlier 80% of the training
+  cut-offs and calibrated with ``CalibratedClassifierCV`` on the later 20% (sigmoid; isotonic once there
+  are 1,000 positives there); with too few purchases for that, three calibration folds grouped by person.
 
 It is reported on the held-out period with AUC, log loss, Brier score and a calibration table, beside the
 *baseline*: the purchase rate of the examples in the same current phase (smoothed towards the overall
@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -65,6 +66,10 @@ class TrainingSettings:
     #: at most this many persons' journeys become training examples (a fixed hash sample above it)
     max_persons: int = 100_000
     seed: int = 0
+    #: OpenMP threads of the gradient boosting; default half the CPUs (at least one). All of them is
+    #: fastest on an idle machine, but on a busy one (an ingest, a build, the server) OpenMP's threads wait
+    #: for each other: on 2 busy cores one thread trained the demo model 5x faster than two.
+    threads: int | None = None
 
 
 @dataclass
@@ -217,19 +222,32 @@ def _booster(settings: TrainingSettings) -> Any:
     )
 
 
-def _estimator(frame: pd.DataFrame, vocab: F.Vocabulary, settings: TrainingSettings) -> Any:
+def _estimator(frame: pd.DataFrame, vocab: F.Vocabulary, settings: TrainingSettings) -> tuple[Any, Any]:
+    """(calibrated model, its booster). The booster learns from the earlier 80% of the cut-offs in
+    ``frame``; the calibration map is fitted on the later 20%, so it is learnt on "the future" as the
+    booster sees it, as in use. With too few purchases in that later part, the calibration uses three folds
+    grouped by person instead (three boosters)."""
     from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.frozen import FrozenEstimator
     from sklearn.model_selection import GroupKFold
 
     x = F.matrix(frame, vocab)
     y = frame["label"].to_numpy()
+    cuts = np.sort(frame["cutoff"].unique())
+    late = (
+        frame["cutoff"].to_numpy() >= cuts[int(len(cuts) * 0.8)] if len(cuts) >= 5 else np.zeros(len(y), bool)
+    )
+    if late.any() and (~late).any() and y[late].sum() >= 30 and y[~late].sum() >= 30:
+        booster = _booster(settings).fit(x[~late], y[~late])
+        method = "isotonic" if y[late].sum() >= 1000 else "sigmoid"
+        return CalibratedClassifierCV(FrozenEstimator(booster), method=method).fit(x[late], y[late]), booster
     positives = int(y.sum())
-    booster = _booster(settings)
     folds = min(3, positives, len(frame) - positives)
     groups = frame["person_id"].astype("object").to_numpy()
     splits = list(GroupKFold(n_splits=folds).split(x, y, groups))
     method = "isotonic" if positives >= 1000 else "sigmoid"
-    return CalibratedClassifierCV(booster, method=method, cv=splits).fit(x, y)
+    model = CalibratedClassifierCV(_booster(settings), method=method, cv=splits).fit(x, y)
+    return model, model.calibrated_classifiers_[0].estimator
 
 
 def calibration_table(y: np.ndarray, p: np.ndarray, bins: int = 10) -> list[dict[str, float]]:
@@ -259,12 +277,12 @@ def scores(y: np.ndarray, p: np.ndarray) -> dict[str, float | None]:
 
 
 def importance(
-    train: pd.DataFrame, test: pd.DataFrame, vocab: F.Vocabulary, settings: TrainingSettings
+    booster: Any, test: pd.DataFrame, vocab: F.Vocabulary, settings: TrainingSettings
 ) -> list[dict[str, float]]:
     """Permutation importance on the held-out period: the drop in AUC when a feature is shuffled. Measured
-    on one booster fitted to the training data (the calibrated model averages three such boosters through
-    monotone maps, which rank the same way), on at most 5,000 held-out rows (a fixed sample, so that every
-    feature is compared with the same unshuffled score), three shuffles each."""
+    on the model's booster (calibration is a monotone map: it ranks the same), on at most 5,000 held-out
+    rows (a fixed sample, so that every feature is compared with the same unshuffled score), three
+    shuffles each."""
     from sklearn.inspection import permutation_importance
 
     if len(test) > 5000:
@@ -272,7 +290,6 @@ def importance(
     y = test["label"].to_numpy()
     if y.min() == y.max():
         return []
-    booster = _booster(settings).fit(F.matrix(train, vocab), train["label"].to_numpy())
     x = F.matrix(test, vocab)
     r = permutation_importance(booster, x, y, scoring="roc_auc", n_repeats=3, random_state=settings.seed)
     rows = [
@@ -294,6 +311,16 @@ def train(
 
     ``progress``, when given, is called with a short text before each step (the CLI shows it)."""
     settings = settings or TrainingSettings()
+    from threadpoolctl import threadpool_limits
+
+    threads = settings.threads or max(1, (os.cpu_count() or 2) // 2)
+    with threadpool_limits(limits=threads, user_api="openmp"):
+        return _train(ws, settings, save=save, directory=directory, progress=progress)
+
+
+def _train(
+    ws: Workspace, settings: TrainingSettings, *, save: bool, directory: str | Path | None, progress: Any
+) -> PropensityModel:
     say = progress or (lambda _text: None)
     first, last = F.data_period(ws)
     vocab = F.vocabulary(ws, journey_types=[settings.journey_type])
@@ -360,12 +387,12 @@ def train(
     model = base_model
     if not reason:
         say(f"training on {len(tr):,} snapshots, evaluating on {len(te):,}")
-        est = _estimator(_sample(tr, settings), vocab, settings)
+        est, booster = _estimator(_sample(tr, settings), vocab, settings)
         p = est.predict_proba(F.matrix(te, vocab))[:, 1]
         y = te["label"].to_numpy()
         metrics["model"] = scores(y, p)
         metrics["calibration"] = calibration_table(y, p)
-        metrics["importance"] = importance(_sample(tr, settings), te, vocab, settings)
+        metrics["importance"] = importance(booster, te, vocab, settings)
         base_auc = (metrics.get("baseline") or {}).get("auc")
         model_auc = metrics["model"]["auc"]
         if model_auc is None or (base_auc is not None and model_auc <= base_auc):
@@ -386,7 +413,7 @@ def train(
                 "",
                 rates,
                 overall,
-                estimator=_estimator(_sample(labelled, settings), vocab, settings),
+                estimator=_estimator(_sample(labelled, settings), vocab, settings)[0],
             )
     model.reason = reason
     model.metrics = metrics
