@@ -128,14 +128,16 @@ def predict(
     seen = recommend.seen_content(ws, frame["person_id"].tolist())
     picks_by_state: dict[tuple[str, str | None, str | None], list[dict[str, Any]]] = {}
     nxt, nxt_p, basis, tps, content = [], [], [], [], []
+    steps_by_state: dict[tuple[str, str | None, str | None], tuple[Any, ...]] = {}
     for row in frame.itertuples(index=False):
-        phase, p, why = steps.next_phase(row.journey_type, row.current_phase, row.last_touchpoint)
+        where = (row.journey_type, row.current_phase, row.last_touchpoint)
+        if where not in steps_by_state:  # a few hundred states, however many journeys
+            steps_by_state[where] = (*steps.next_phase(*where), json.dumps(steps.next_touchpoints(*where)))
+        phase, p, why, following = steps_by_state[where]
         nxt.append(phase)
         nxt_p.append(p)
         basis.append(why)
-        tps.append(
-            json.dumps(steps.next_touchpoints(row.journey_type, row.current_phase, row.last_touchpoint))
-        )
+        tps.append(following)
         state = (row.journey_type, row.persona, row.current_phase)
         if state not in picks_by_state:
             picks_by_state[state] = recommend.candidates(ev, *state)
