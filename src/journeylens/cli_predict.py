@@ -5,7 +5,6 @@
 
 # no `from __future__ import annotations`: Typer reads the annotations at run time
 import json
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -164,4 +163,4 @@ def register(app: typer.Typer) -> None:
     app.command()(predict)
 
 
-__all__ = ["Path", "register"]
+__all__ = ["register"]
