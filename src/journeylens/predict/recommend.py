@@ -140,8 +140,13 @@ def recommend(
 ) -> list[dict[str, Any]]:
     """Up to ``k`` content types for a journey of this type and persona in ``phase`` that the person has
     not ``seen``, best first."""
+    return unseen(candidates(table, journey_type, persona, phase), seen, k)
+
+
+def unseen(ranked: list[dict[str, Any]], seen: set[str] | None, k: int) -> list[dict[str, Any]]:
+    """The first ``k`` of ``ranked`` (from :func:`candidates`) that are not in ``seen``."""
     seen = seen or set()
-    return [c for c in candidates(table, journey_type, persona, phase) if c["content_type"] not in seen][:k]
+    return [c for c in ranked if c["content_type"] not in seen][:k]
 
 
 def _round(value: Any) -> float | None:

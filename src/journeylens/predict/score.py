@@ -141,8 +141,7 @@ def predict(
         state = (row.journey_type, row.persona, row.current_phase)
         if state not in picks_by_state:
             picks_by_state[state] = recommend.candidates(ev, *state)
-        mine = seen.get(row.person_id, set())
-        content.append(json.dumps([c for c in picks_by_state[state] if c["content_type"] not in mine][:top]))
+        content.append(json.dumps(recommend.unseen(picks_by_state[state], seen.get(row.person_id), top)))
     frame["next_phase"] = nxt
     frame["next_phase_probability"] = nxt_p
     frame["next_phase_basis"] = basis
