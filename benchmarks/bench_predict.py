@@ -35,6 +35,17 @@ from journeylens.keys import create_key  # noqa: E402
 from journeylens.store import Workspace  # noqa: E402
 
 
+def _peak_mb(pid: int) -> float:
+    """A process's peak resident memory (Linux: VmHWM), in MB; NaN where /proc does not say."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("workspace", type=Path)
@@ -49,7 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     model = None
     if not args.skip_train:
         t0 = time.perf_counter()
-        model = predict.train(ws, progress=lambda s: print(f"  {time.perf_counter() - t0:7.1f}s  {s}", flush=True))
+        model = predict.train(
+            ws, progress=lambda s: print(f"  {time.perf_counter() - t0:7.1f}s  {s}", flush=True)
+        )
         print(f"train            {time.perf_counter() - t0:.1f} s; {predict.describe(model)}")
     t0 = time.perf_counter()
     result = predict.predict(ws, model)
@@ -77,13 +90,15 @@ def main(argv: list[str] | None = None) -> int:
                 latencies.append(time.perf_counter() - t)
                 answer.raise_for_status()
                 with_prediction += any(j.get("prediction") for j in answer.json()["journeys"])
+        server_peak = _peak_mb(server.pid)
     finally:
         server.terminate()
         server.wait(60)
     q = statistics.quantiles(latencies, n=100)
     print(
         f"person endpoint  p50 {q[49] * 1000:.1f} ms, p95 {q[94] * 1000:.1f} ms, p99 {q[98] * 1000:.1f} ms "
-        f"over {len(latencies)} requests; {with_prediction / len(latencies):.0%} with a prediction"
+        f"over {len(latencies)} requests; {with_prediction / len(latencies):.0%} with a prediction; "
+        f"server peak memory {server_peak:,.0f} MB"
     )
     return 0
 

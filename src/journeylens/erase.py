@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from journeylens.errors import UnusableInputError, WorkspaceError
+from journeylens.store import quote_identifier as _quote
 
 if TYPE_CHECKING:
     from journeylens.store import Workspace
@@ -72,10 +73,6 @@ class ErasureReport:
 
 def subject_hash(person_id: str, salt: str) -> str:
     return hashlib.sha256(f"{salt}\x1f{person_id}".encode()).hexdigest()
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _catalog(raw: Any) -> dict[str, list[tuple[str, str]]]:

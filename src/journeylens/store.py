@@ -274,6 +274,11 @@ class Workspace:
         return f"Workspace({self.location!r}, engine={self.engine!r})"
 
 
+def quote_identifier(name: str) -> str:
+    """A table or column name as a DuckDB identifier (for SQL built from catalog names, never from input)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
 def check_timezone(name: str) -> None:
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 

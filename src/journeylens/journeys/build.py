@@ -296,13 +296,18 @@ def _involvement(jm: JourneyModel, agg: ir.Table) -> ir.StringValue:
     return ibis.ifelse(agg.journey_type.isin(jm.involvement_types), level, ibis.null("string"))
 
 
-def journeys_view(base: ir.Table, touchpoints: ir.Table, persons: ir.Table) -> ir.Table:
+def journeys_view(
+    base: ir.Table, touchpoints: ir.Table, persons: ir.Table, *, data_end: ir.TimestampScalar | None = None
+) -> ir.Table:
     """``journeys_base`` with ``status`` computed against the data's end (the latest touchpoint) and the
-    person's ``persona`` (so both stay right after an import without a rebuild)."""
+    person's ``persona`` (so both stay right after an import without a rebuild).
+
+    ``data_end``: the data's end when the caller already knows it (the server caches it between imports,
+    so that looking up one person does not scan every touchpoint)."""
     p = persons.select(_pid="person_id", persona="persona")
     base = base.left_join(p, base.person_id == p._pid).drop("_pid")
-    data_end = touchpoints.timestamp.epoch_seconds().max()
-    age = data_end - base.end.epoch_seconds()
+    end = touchpoints.timestamp.epoch_seconds().max() if data_end is None else data_end.epoch_seconds()
+    age = end - base.end.epoch_seconds()
     status = ibis.cases(
         (base.converted_at.notnull(), "converted"),
         (age <= base.timeout_days * SECONDS_PER_DAY, "open"),

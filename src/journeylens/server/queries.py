@@ -462,12 +462,7 @@ def router(
     async def person_journeys(person_id: str) -> Any:
         """Every journey of the person (newest first) with all its touchpoints, oldest first."""
 
-        def read(ws: Workspace) -> Any:
-            from journeylens.server.persons import person_profile
-
-            return person_profile(ws, person_id, last=1_000_000, all_journeys=True)
-
-        profile = await on_writer(read)
+        profile = await on_writer(lambda ws: service.profile(ws, person_id, all_journeys=True, last=1_000_000))
         if profile is None:
             raise ApiError(
                 404,

@@ -131,6 +131,8 @@ class Service:
             self.phase_model, self.journey_model = _models(self.ws, self.config)
             self.keys = KeyRing.load(self.ws)
             stale = _needs_build(self.ws)
+            if not stale:
+                self._index()
         except BaseException:
             self.ws.close()
             raise
@@ -146,6 +148,8 @@ class Service:
         self.predictions_stale = _predictions_out_of_date(self.ws)
         self._last_scoring = float("-inf")
         self._closed = False
+        #: the latest touchpoint's time, kept between imports for the person endpoint (None: read it again)
+        self._data_end: Any = None
 
     def close(self) -> None:
         """Finish the queued work and release the workspace."""
@@ -166,7 +170,9 @@ class Service:
             if int(ws.touchpoints.count().execute()) > 0:
                 build(ws, model=self.phase_model, journey_model=self.journey_model)
                 self.predictions_stale = True
+                self._index(ws)
             self.writer.dirty = False
+            self._data_end = None
         if self.predictions_stale and time.monotonic() - self._last_scoring >= self.config.predictions_refresh_seconds:
             self.refresh_predictions(ws)
 
@@ -183,16 +189,40 @@ class Service:
             predict.predict(ws, model)
         except JourneyLensError as exc:  # the person endpoint still answers, without fresh predictions
             log.warning("scoring the open journeys failed: %s", exc.message)
+        self._index(ws)
 
-    def profile(self, ws: Workspace, person_id: str, *, all_journeys: bool = False) -> dict[str, Any] | None:
+    def _index(self, ws: Workspace | None = None) -> None:
+        """Index the tables the person endpoint reads (new ones after a full build or a scoring)."""
+        from journeylens.server.persons import ensure_indexes
+
+        ensure_indexes(ws or self.ws)
+
+    def data_end(self, ws: Workspace) -> Any:
+        """The latest touchpoint's time, read once per import (after :meth:`ensure_built`)."""
+        from journeylens.server.persons import read_data_end
+
+        if self._data_end is None:
+            self._data_end = read_data_end(ws)
+        return self._data_end
+
+    def profile(
+        self, ws: Workspace, person_id: str, *, all_journeys: bool = False, last: int | None = None
+    ) -> dict[str, Any] | None:
         from journeylens.server.persons import person_profile
 
         self.ensure_built(ws)
-        return person_profile(ws, person_id, last=self.config.last_touchpoints, all_journeys=all_journeys)
+        return person_profile(
+            ws,
+            person_id,
+            last=self.config.last_touchpoints if last is None else last,
+            all_journeys=all_journeys,
+            data_end=self.data_end(ws),
+        )
 
     def erase(self, ws: Workspace, person_id: str) -> ErasureReport:
         from journeylens.erase import erase_person
 
+        self._data_end = None  # the person may have had the latest touchpoint
         return erase_person(ws, person_id)
 
     def reload_keys(self, ws: Workspace) -> None:
