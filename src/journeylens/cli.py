@@ -344,8 +344,8 @@ def build(
     with user_errors():
         ws = open_workspace(workspace)
         try:
-            with err_console.status("building journeys"):
-                result = run_build(ws, model=model, journey_model=journey_model, full=full)
+            with progress_bar("building journeys", transient=True) as update:
+                result = run_build(ws, model=model, journey_model=journey_model, full=full, progress=update)
             warnings = coverage_report(load_phase_model(model), touchpoint_summary(ws))
             summary = journey_summary(ws)
         finally:
@@ -511,8 +511,8 @@ def demo(
                 report_import(result, 5)
                 result = run_ingest(ws, files.persons, kind="persons")
                 report_import(result, 5)
-                with err_console.status("building journeys"):
-                    built = run_build(ws, model=model)
+                with progress_bar("building journeys", transient=True) as update:
+                    built = run_build(ws, model=model, progress=update)
                 summary = journey_summary(ws)
                 details = ws.info()
                 imports = ws.imports.order_by("import_id").to_pandas()

@@ -774,3 +774,49 @@ def test_an_incremental_build_after_an_earlier_link_moves_the_device(
     ]
     build(ws, full=True)
     assert after == _snapshot(ws)
+
+
+@pytest.mark.parametrize("backend", ["duckdb"], indirect=True)
+@pytest.mark.parametrize("slice_rows", [1, 2, 4])
+def test_a_sliced_full_build_equals_a_whole_one(backend, make_workspace, touchpoint_table, slice_rows):
+    # 10 touchpoints of 4 stitched persons (ann, bob with dev-x, cat, dan): 10, 5 or 3 slices, some empty
+    ws = make_workspace(backend, BEFORE)
+    ws.con.insert("touchpoints", touchpoint_table(APPENDED, import_id=2))
+    whole = build(ws, full=True)
+    expected = _snapshot(ws)
+    seen: list[tuple[int, int]] = []
+    sliced = build(ws, full=True, slice_rows=slice_rows, progress=lambda done, n: seen.append((done, n)))
+    n = -(-10 // slice_rows)
+    assert seen == [(k, n) for k in range(n + 1)]
+    assert (sliced.journeys, sliced.touchpoints) == (whole.journeys, whole.touchpoints) == (whole.journeys, 10)
+    assert _snapshot(ws) == expected
+
+
+def test_a_sliced_full_build_of_generated_data_equals_a_whole_one(tmp_path):
+    from journeylens.demo import generate
+
+    with Workspace(tmp_path / "ws") as ws:
+        for touchpoints, persons in generate(300, seed=11):
+            ws.ingest_persons(persons)
+            ws.ingest(touchpoints)
+        whole = build(ws, full=True)
+        expected = _snapshot(ws)
+        sliced = build(ws, full=True, slice_rows=whole.touchpoints // 7)
+        assert (sliced.journeys, sliced.touchpoints) == (whole.journeys, whole.touchpoints)
+        assert _snapshot(ws) == expected
+
+
+def test_the_slice_count_follows_duckdbs_memory_limit(tmp_path, monkeypatch, touchpoint_table):
+    import importlib
+
+    B = importlib.import_module("journeylens.journeys.build")  # the module, not the function
+    with Workspace(tmp_path / "ws", memory_limit="500MB") as ws:
+        # DuckDB reports 500 MB as "476.8 MiB"
+        assert B.memory_limit_bytes(ws) == int(476.8 * 2**20)
+        ws.con.insert("touchpoints", touchpoint_table(BEFORE))  # 7 touchpoints
+        assert B._slices(ws, None) == 1  # 476.8 MiB / 1,300 B is far more than 7 rows
+        assert B._slices(ws, 2) == 4
+        monkeypatch.setattr(B, "MIN_SLICE_ROWS", 1)
+        monkeypatch.setattr(B, "BYTES_PER_SLICE_ROW", 100 * 2**20)  # 4 rows per slice: 2 slices
+        assert B._slices(ws, None) == 2
+        assert build(ws).touchpoints == 7
