@@ -820,3 +820,24 @@ def test_the_slice_count_follows_duckdbs_memory_limit(tmp_path, monkeypatch, tou
         monkeypatch.setattr(B, "BYTES_PER_SLICE_ROW", 100 * 2**20)  # 4 rows per slice: 2 slices
         assert B._slices(ws, None) == 2
         assert build(ws).touchpoints == 7
+
+
+@pytest.mark.parametrize("backend", ["duckdb"], indirect=True)
+def test_a_sliced_build_that_fails_half_way_leaves_the_last_build_as_it_was(
+    backend, make_workspace, touchpoint_table
+):
+    ws = make_workspace(backend, BEFORE)
+    build(ws)
+    before = _snapshot(ws)
+    ws.con.insert("touchpoints", touchpoint_table(APPENDED, import_id=2))
+
+    def interrupt(done: int, n: int) -> None:
+        if done == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        build(ws, full=True, slice_rows=2, progress=interrupt)
+    assert _snapshot(ws) == before  # dan and the login are not in: the old tables are untouched
+    again = build(ws, full=True, slice_rows=2)
+    assert (again.mode, again.touchpoints) == ("full", 10)
+    assert {row["person_id"] for row in _rows(ws.journeys)} == {"ann", "bob", "cat", "dan"}

@@ -502,10 +502,17 @@ def build(
         scratch.append(table)
         return con.create_table(table, expr, temp=True, overwrite=True)
 
+    slices = 1 if can_increment else _slices(ws, slice_rows)
+    sliced = slices > 1
+    if progress is not None and not can_increment:
+        progress(0, slices)
+    if sliced:
+        _build_slices(ws, tp, mapping, jm, pm, slices, stage, progress)
     with ws.transaction():
-        con.create_table("identities", mapping, overwrite=True)
-        con.create_table("identity_conflicts", identity_conflicts(tp), overwrite=True)
-        ids = con.table("identities")
+        if not sliced:
+            con.create_table("identities", mapping, overwrite=True)
+            con.create_table("identity_conflicts", identity_conflicts(tp), overwrite=True)
+            ids = con.table("identities")
         if can_increment:
             mode = "incremental"
             new_rows = stitch(tp.filter(tp.import_id > int(previous["import_watermark"])), ids)
@@ -541,42 +548,19 @@ def build(
         else:
             mode = "full"
             n_affected = -1
-            slices = _slices(ws, slice_rows)
-            if progress is not None:
-                progress(0, slices)
-            if slices == 1:
+            if sliced:
+                # built outside the transaction (_build_slices); swapped in here, all at once
+                for name in _SLICED_TABLES:
+                    con.drop_table(name, force=True)
+                    con.raw_sql(f"ALTER TABLE {_NEXT}{name} RENAME TO {name}")  # fixed names
+            else:
                 jt_expr = journey_touchpoints(tp, jm, pm, ids, stage=stage)
                 con.create_table("journey_touchpoints", jt_expr, overwrite=True)
                 jt = con.table("journey_touchpoints")
                 con.create_table("journey_phases", journey_phases(jt), overwrite=True)
                 con.create_table("journeys_base", journeys_base(jt, jm), overwrite=True)
-                if progress is not None:
-                    progress(1, 1)
-            else:
-                stitched = stitch(tp, ids)
-                bucket = ((stitched.person_key.hash() % slices) + slices) % slices
-                for k in range(slices):
-                    part = stitched.filter(bucket == k).drop("person_key", "identified")
-                    con.create_table(
-                        "_jl_slice",
-                        journey_touchpoints(part, jm, pm, ids, stage=stage),
-                        temp=True,
-                        overwrite=True,
-                    )
-                    piece = con.table("_jl_slice")
-                    derived = {
-                        "journey_touchpoints": piece,
-                        "journey_phases": journey_phases(piece),
-                        "journeys_base": journeys_base(piece, jm),
-                    }
-                    for name, expr in derived.items():
-                        if k == 0:
-                            con.create_table(name, expr, overwrite=True)
-                        else:
-                            con.insert(name, expr.select(*con.table(name).columns))
-                    if progress is not None:
-                        progress(k + 1, slices)
-                con.drop_table("_jl_slice", force=True)
+            if progress is not None:
+                progress(slices, slices)
         for table in scratch:
             con.drop_table(table, force=True)
         _refresh_views(ws)
@@ -609,6 +593,53 @@ def build(
 
         con.insert("builds", ibis.memtable(pa.Table.from_pylist([record], schema=BUILDS_SCHEMA.to_pyarrow())))
     return BuildResult(build_id, mode, pm.name, jm.name, n_affected, int(counts[0]), int(counts[1]), seconds)
+
+
+#: what a sliced build makes under ``_NEXT`` + name before swapping it in
+_NEXT = "_jl_next_"
+_SLICED_TABLES = ("identities", "identity_conflicts", "journey_touchpoints", "journey_phases", "journeys_base")
+
+
+def _build_slices(
+    ws: Workspace,
+    tp: ir.Table,
+    mapping: ir.Table,
+    jm: JourneyModel,
+    pm: PhaseModel,
+    slices: int,
+    stage: Any,
+    progress: Callable[[int, int], None] | None,
+) -> None:
+    """A full build in ``slices`` slices of persons, into ``_jl_next_*`` tables (DuckDB only).
+
+    Each statement commits on its own: inside one transaction DuckDB keeps every replaced temporary table
+    until the commit, so the slices' scratch tables piled up on disk (at 100M events, past 46 GB of spill
+    before the disk filled). Readers still see the old tables until :func:`build` swaps the new ones in,
+    in one transaction; a build killed half-way leaves only ``_jl_next_*`` tables, replaced by the next."""
+    con = ws.con
+    con.create_table(_NEXT + "identities", mapping, overwrite=True)
+    con.create_table(_NEXT + "identity_conflicts", identity_conflicts(tp), overwrite=True)
+    ids = con.table(_NEXT + "identities")
+    stitched = stitch(tp, ids)
+    bucket = ((stitched.person_key.hash() % slices) + slices) % slices
+    for k in range(slices):
+        part = stitched.filter(bucket == k).drop("person_key", "identified")
+        piece = con.create_table(
+            "_jl_slice", journey_touchpoints(part, jm, pm, ids, stage=stage), temp=True, overwrite=True
+        )
+        derived = {
+            "journey_touchpoints": piece,
+            "journey_phases": journey_phases(piece),
+            "journeys_base": journeys_base(piece, jm),
+        }
+        for name, expr in derived.items():
+            if k == 0:
+                con.create_table(_NEXT + name, expr, overwrite=True)
+            else:
+                con.insert(_NEXT + name, expr.select(*con.table(_NEXT + name).columns))
+        if progress is not None and k + 1 < slices:
+            progress(k + 1, slices)
+    con.drop_table("_jl_slice", force=True)
 
 
 def _refresh_views(ws: Workspace) -> None:
