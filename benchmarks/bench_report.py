@@ -74,14 +74,14 @@ def open_seconds(path: Path) -> tuple[float, float, int, int]:
     return seconds, paint / 1000, len(errors), len([r for r in requests if r != path.as_uri()])
 
 
-def run(workspace: Path, repeat: int) -> dict[str, Any]:
+def run(workspace: Path, repeat: int, memory_limit: str | None = None) -> dict[str, Any]:
     from journeylens.report.report import build_report, render_report
     from journeylens.store import Workspace
 
     best: dict[str, Any] = {}
     out = workspace.parent / "bench-report.html"
     for _ in range(repeat):
-        ws = Workspace(workspace, read_only=True)
+        ws = Workspace(workspace, read_only=True, memory_limit=memory_limit)
         try:
             started = time.perf_counter()
             report = build_report(ws)
@@ -119,16 +119,17 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workspace", type=Path, help="an existing built workspace (no generation)")
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--memory-limit", help="DuckDB memory_limit while the report is built, e.g. 8GB")
     args = parser.parse_args()
     if args.workspace is not None:
-        result = run(args.workspace, args.repeat)
+        result = run(args.workspace, args.repeat, args.memory_limit)
     else:
         with tempfile.TemporaryDirectory(prefix="bench-report-ws-") as tmp:
             path = Path(tmp) / "ws"
             started = time.perf_counter()
             make_workspace(path, args.persons, args.seed)
             print(f"generated and built {args.persons:,} persons in {time.perf_counter() - started:.1f} s")
-            result = run(path, args.repeat)
+            result = run(path, args.repeat, args.memory_limit)
             result["file"] = "(removed with the temporary workspace)"
     print(json.dumps(result, indent=2))
 
