@@ -351,3 +351,24 @@ def test_write_report_api(small_ws, tmp_path):
     out = write_report(small_ws, tmp_path / "r.html", filters=Filters(personas=["high_involvement"]))
     assert isinstance(out, Path) and out.exists()
     assert "personas: high_involvement" in out.read_text(encoding="utf-8")
+
+
+def test_a_section_that_runs_out_of_memory_says_so_and_the_others_are_complete(small_ws, monkeypatch):
+    import duckdb
+
+    from journeylens.attribution import workspace as wa
+    from journeylens.report.report import build_report, render_report
+
+    def too_big(*args, **kwargs):
+        raise duckdb.OutOfMemoryException("Out of Memory Error: failed to allocate data of size 16.0 MiB")
+
+    usual = {s.id: s.error for s in build_report(small_ws).sections}
+    assert usual["attribution"] is None
+    monkeypatch.setattr(wa, "paths", too_big)
+    report = build_report(small_ws)
+    assert "not enough memory" in report.section("attribution").error
+    # every other section as without the failure (its own message, if it had one, included)
+    assert {s.id: s.error for s in report.sections if s.id != "attribution"} == {
+        k: v for k, v in usual.items() if k != "attribution"
+    }
+    assert "not enough memory for this section" in render_report(report)

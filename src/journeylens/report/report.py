@@ -120,11 +120,21 @@ def _text(v: Any) -> str:
 
 
 def _attempt(section: Section, work: Callable[[], None]) -> Section:
+    """Run one section's analyses; an error the user can act on becomes the section's message, and the
+    other sections still run. Running out of memory is one of those (100M events under an 8 GB DuckDB
+    limit: the attribution paths did), not a reason to lose the whole report."""
+    import duckdb
+
     started = time.perf_counter()
     try:
         work()
     except JourneyLensError as exc:
         section.error = exc.message
+    except (MemoryError, duckdb.OutOfMemoryException):
+        section.error = (
+            "not enough memory for this section on this machine; the other sections are complete. "
+            "Filter the report (a period, journey type or persona), or raise DuckDB's memory limit."
+        )
     section.seconds = time.perf_counter() - started
     return section
 
