@@ -79,7 +79,7 @@ def run(workspace: Path, repeat: int, memory_limit: str | None = None) -> dict[s
     from journeylens.store import Workspace
 
     best: dict[str, Any] = {}
-    out = workspace.parent / "bench-report.html"
+    out = workspace.resolve().parent / "bench-report.html"
     for _ in range(repeat):
         ws = Workspace(workspace, read_only=True, memory_limit=memory_limit)
         try:
