@@ -467,8 +467,7 @@ def build(
     A full build on DuckDB runs in slices when the touchpoints would not fit in its memory limit (about
     :data:`BYTES_PER_SLICE_ROW` per touchpoint), or of ``slice_rows`` touchpoints when given: the persons
     are split by a hash of their stitched key into as many groups as needed, and each group is built and
-    appended in turn. Every rule works
-    within one person, so the result is the same; each slice's sorts fit in memory instead of spilling the
+    appended in turn. Every rule works within one person, so the result is the same; each slice's sorts fit in memory instead of spilling the
     whole data set to disk. ``progress(done, slices)`` is called before the first slice and after each
     one (an incremental build does not call it)."""
     from journeylens.journeys.models.journey_model import load_journey_model
@@ -550,7 +549,7 @@ def build(
             n_affected = -1
             if sliced:
                 # built outside the transaction (_build_slices); swapped in here, all at once
-                for name in _SLICED_TABLES:
+                for name in DERIVED_TABLES:
                     con.drop_table(name, force=True)
                     con.raw_sql(f"ALTER TABLE {_NEXT}{name} RENAME TO {name}")  # fixed names
             else:
@@ -595,9 +594,8 @@ def build(
     return BuildResult(build_id, mode, pm.name, jm.name, n_affected, int(counts[0]), int(counts[1]), seconds)
 
 
-#: what a sliced build makes under ``_NEXT`` + name before swapping it in
+#: the prefix of the tables a sliced build makes (one per :data:`DERIVED_TABLES`) before swapping them in
 _NEXT = "_jl_next_"
-_SLICED_TABLES = ("identities", "identity_conflicts", "journey_touchpoints", "journey_phases", "journeys_base")
 
 
 def _build_slices(
