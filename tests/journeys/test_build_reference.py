@@ -28,8 +28,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from journeylens.journeys import build
-from journeylens.journeys.build import split_journeys
-from journeylens.journeys.models import JourneyModel, JourneyType, load_journey_model
+from journeylens.journeys.build import journey_phases, split_journeys
+from journeylens.journeys.models import JourneyModel, JourneyType, PhaseModel, load_journey_model, load_phase_model
 from journeylens.journeys.models.matcher import any_matches
 from journeylens.journeys.stitching import ANON_PREFIX, identity_map, stitch
 from journeylens.schema import TOUCHPOINTS_SCHEMA
@@ -378,3 +378,133 @@ def test_build_matches_the_reference(backend, jm, expected):
     }
     assert reference_journeys(FIXED_WORLD, jm) == expected  # the reference agrees with the hand
     assert got == expected  # and so does build()
+
+
+# -- phases within journeys: carried forward, regressions, visits and time per phase ----------------------
+
+FIVE = load_phase_model("five-phase")  # default_phase: null (a journey may start unassigned)
+FIVE_DEFAULT = FIVE.model_copy(update={"default_phase": "awareness"})
+
+PhaseRow = tuple[str | None, bool]  # (phase, phase_regression)
+PhaseStay = tuple[datetime, datetime, int, int, int]  # entered, exited, seconds, touchpoints, visits
+
+
+def reference_phases(
+    rows: list[Row], placement: Placement, pm: PhaseModel
+) -> tuple[dict[str, PhaseRow], dict[tuple[str, str], PhaseStay]]:
+    """Each touchpoint's carried phase and regression flag, and per (journey, phase) its stay, one
+    touchpoint at a time: a touchpoint's own phase is ``PhaseModel.classify`` (neutral -> none); without
+    one it keeps the journey's previous phase (the first touchpoint: ``default_phase``); a regression is a
+    move to an earlier phase; a visit runs from its first touchpoint to the journey's next touchpoint after
+    it (its own last one at the journey's end), and a phase's time is the sum of its visits."""
+    journeys: dict[str, list[Row]] = defaultdict(list)
+    for r in rows:
+        journeys[placement[r["event_id"]][0]].append(r)
+    touch: dict[str, PhaseRow] = {}
+    visits: dict[tuple[str, str], list[list[Row]]] = defaultdict(list)
+    for journey_id, touches in journeys.items():
+        touches.sort(key=lambda r: placement[r["event_id"]][1])
+        carried: str | None = None
+        runs: list[tuple[str | None, list[Row]]] = []
+        for i, r in enumerate(touches):
+            own = pm.classify(r)
+            before = carried
+            carried = own if own is not None else (pm.default_phase if i == 0 else carried)
+            regression = before is not None and carried is not None and pm.index(carried) < pm.index(before)
+            touch[r["event_id"]] = (carried, regression)
+            if runs and runs[-1][0] == carried:
+                runs[-1][1].append(r)
+            else:
+                runs.append((carried, [r]))
+        for k, (phase, run) in enumerate(runs):
+            if phase is None:
+                continue
+            exit_row = runs[k + 1][1][0] if k + 1 < len(runs) else run[-1]
+            visits[journey_id, phase].append([run[0], exit_row, *run])
+    stays = {
+        key: (
+            min(v[0]["timestamp"] for v in vs),
+            max(v[1]["timestamp"] for v in vs),
+            sum(_seconds(v[1]) - _seconds(v[0]) for v in vs),
+            sum(len(v) - 2 for v in vs),
+            len(vs),
+        )
+        for key, vs in visits.items()
+    }
+    return touch, stays
+
+
+def engine_phases(
+    con: ibis.BaseBackend, jm: JourneyModel, pm: PhaseModel
+) -> Callable[[list[dict[str, Any]]], tuple[dict[str, PhaseRow], dict, dict]]:
+    """rows -> (each touchpoint's phase and regression, the journey_phases stays computed from the build's
+    per-touchpoint columns, and the same computed from a table without them) on ``con``."""
+
+    def load(rows: list[dict[str, Any]]) -> None:
+        if con.name == "duckdb":
+            con.create_table("touchpoints", _table(rows), overwrite=True)
+        else:
+            con.create_view("touchpoints", ibis.memtable(_table(rows)), overwrite=True)
+
+    load([])
+    tp = con.table("touchpoints")
+    split = split_journeys(stitch(tp, identity_map(tp)), jm, pm=pm)
+    split = split.mutate(person_id=split.person_key)
+    touch_sql = con.compile(split.select("event_id", "phase", "phase_regression"))
+    stay_columns = ["journey_id", "phase", "entered_at", "exited_at", "seconds_in_phase", "touchpoints", "visits"]
+    fast_sql = con.compile(journey_phases(split).select(*stay_columns))
+    slow_sql = con.compile(journey_phases(split.drop("_next_ts", "_run_start")).select(*stay_columns))
+
+    def fetch(sql: str) -> list[tuple]:
+        result = con.raw_sql(sql)
+        return result.fetchall() if con.name == "duckdb" else [tuple(r) for r in result.collect()]
+
+    def stays(sql: str) -> dict[tuple[str, str], PhaseStay]:
+        out = {}
+        for j, p, entered, exited, seconds, n, v in fetch(sql):
+            out[j, p] = (_utc(entered), _utc(exited), int(seconds), int(n), int(v))
+        return out
+
+    def run(rows: list[dict[str, Any]]):
+        load(rows)
+        touch = {e: (p, bool(r)) for e, p, r in fetch(touch_sql)}
+        return touch, stays(fast_sql), stays(slow_sql)
+
+    return run
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _check_phases(run, jm: JourneyModel, pm: PhaseModel, rows: list[dict[str, Any]]) -> None:
+    touch, fast, slow = run(rows)
+    expected_touch, expected_stays = reference_phases(rows, reference_journeys(rows, jm), pm)
+    assert touch == expected_touch
+    assert fast == expected_stays
+    assert slow == expected_stays
+
+
+@pytest.mark.parametrize("module_backend", ["duckdb"], indirect=True)
+@pytest.mark.parametrize("pm", [FIVE, FIVE_DEFAULT], ids=["no-default", "default-awareness"])
+def test_phases_match_the_reference_on_duckdb(module_backend, pm):
+    run = engine_phases(module_backend, CUSTOMER, pm)
+
+    @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(rows=worlds())
+    def check(rows):
+        _check_phases(run, CUSTOMER, pm, rows)
+
+    check()
+
+
+@pytest.mark.parametrize("module_backend", [pytest.param("spark", marks=pytest.mark.spark)], indirect=True)
+def test_phases_match_the_reference_on_spark(module_backend):
+    run = engine_phases(module_backend, CUSTOMER, FIVE)
+
+    @settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(rows=worlds())
+    def check(rows):
+        _check_phases(run, CUSTOMER, FIVE, rows)
+
+    check()

@@ -83,18 +83,53 @@ class BuildResult:
 # -- typing: which journey type each touchpoint belongs to -------------------------------------------------
 
 
+def with_journey_flags(t: ir.Table, jm: JourneyModel) -> ir.Table:
+    """``t`` with the per-touchpoint facts the splitter reads, as columns (no windows), for each journey type ``i``:
+    ``_jl_conv{i}`` (converts such a journey), ``_jl_ends{i}`` (closes one, per the model's view) and, for
+    the non-default types, ``_jl_opens{i}`` (opens one, or is hinted to belong to one) and
+    ``_jl_member{i}`` (may join a running one).
+
+    The build computes them once from the wide touchpoint rows, so that every window pass after it sorts
+    narrow rows (event id, person, timestamp, flags) instead of whole touchpoints with their properties.
+    """
+    # in steps, each reading the one before: the hint and the opening flags are then computed once per row
+    # (inlined, the same CASE was evaluated a dozen times, and the flags cost more than the stitching join)
+    t = t.mutate(_jl_hint=jm.hint_expr(t))
+    unhinted = t._jl_hint.isnull()
+    first: dict[str, ir.BooleanValue] = {}
+    for i, jt in enumerate(jm.journey_types):
+        first[f"_jl_conv{i}"] = ibis.literal(True) & jt.conversion_expr(t)
+        first[f"_jl_ends{i}"] = ibis.literal(True) & jt.ends_expr(t, view=jm.view)
+        if not jt.default:
+            first[f"_jl_opens{i}"] = (t._jl_hint == jt.name).fill_null(False) | (unhinted & jt.opens_expr(t))
+            first[f"_jl_joins{i}"] = unhinted & jt.member_expr(t)
+    t = t.mutate(**first)
+    members = {
+        f"_jl_member{i}": t[f"_jl_opens{i}"] | t[f"_jl_joins{i}"]
+        for i, jt in enumerate(jm.journey_types)
+        if not jt.default
+    }
+    return t.mutate(**members).drop("_jl_hint", *[c for c in first if c.startswith("_jl_joins")])
+
+
+FLAG_PREFIXES = ("_jl_conv", "_jl_ends", "_jl_opens", "_jl_member")
+
+
+def flag_columns(t: ir.Table) -> list[str]:
+    """The :func:`with_journey_flags` columns of ``t``."""
+    return [c for c in t.columns if c.startswith(FLAG_PREFIXES)]
+
+
 def _claims(t: ir.Table, jm: JourneyModel) -> ir.Table | None:
-    """(event_id, type, segment, opened_at) for touchpoints claimed by a non-default journey type."""
+    """(event_id, type, segment, opened_at) for touchpoints claimed by a non-default journey type.
+
+    ``t`` carries the :func:`with_journey_flags` columns."""
     parts = []
-    hint = jm.hint_expr(t)
-    unhinted = hint.isnull()
     for order, jt in enumerate(jm.journey_types):
         if jt.default:
             continue
-        opens = (hint == jt.name).fill_null(False) | (unhinted & jt.opens_expr(t))
-        member = opens | (unhinted & jt.member_expr(t))
-        c = t.filter(member).select(
-            "event_id", "person_key", "timestamp", _open=opens, _end=jt.ends_expr(t, view=jm.view)
+        c = t.filter(t[f"_jl_member{order}"]).select(
+            "event_id", "person_key", "timestamp", _open=t[f"_jl_opens{order}"], _end=t[f"_jl_ends{order}"]
         )
         c = c.mutate(_ts=c.timestamp.epoch_seconds())
         w = ibis.window(group_by=c.person_key, order_by=[c.timestamp, c.event_id])
@@ -128,6 +163,8 @@ def _typed(t: ir.Table, jm: JourneyModel, *, stage: Any = None) -> ir.Table:
     if claims is not None and stage is not None:
         claims = stage("claims", claims)
     default = jm.default_type.name
+    if "journey_type" in t.columns:
+        t = t.drop("journey_type")  # the hint, already in the flags
     if claims is None:
         return t.mutate(journey_type=ibis.literal(default), _claim_seg=ibis.null("int64"))
     j = t.left_join(claims, "event_id").drop("event_id_right")
@@ -143,23 +180,43 @@ def _per_type(jm: JourneyModel, t: ir.Table, attr: str, dtype: str) -> ir.Value:
 
 
 def _by_type(jm: JourneyModel, t: ir.Table, make: Any) -> ir.BooleanValue:
-    """A boolean that evaluates ``make(journey_type)`` for each touchpoint's own journey type."""
-    branches = [(t.journey_type == jt.name, make(jt)) for jt in jm.journey_types]
+    """A boolean that evaluates ``make(i, journey_type)`` for each touchpoint's own journey type."""
+    branches = [(t.journey_type == jt.name, make(i, jt)) for i, jt in enumerate(jm.journey_types)]
     return ibis.cases(*branches, else_=False).fill_null(False)
 
 
-def split_journeys(t: ir.Table, jm: JourneyModel, *, stage: Any = None) -> ir.Table:
-    """Stitched touchpoints (with ``person_key``) -> each touchpoint's journey_id, type and position."""
+def split_journeys(
+    t: ir.Table,
+    jm: JourneyModel,
+    *,
+    pm: PhaseModel | None = None,
+    stage: Any = None,
+    flagged: bool = False,
+) -> ir.Table:
+    """Stitched touchpoints (with ``person_key``) -> each touchpoint's journey_id, type and position.
+
+    ``flagged``: ``t`` already carries the :func:`with_journey_flags` columns (they are dropped from the
+    result). With a phase model ``pm`` also each touchpoint's ``phase`` and ``phase_index`` (carried
+    forward within its journey) and ``phase_regression``, as :meth:`PhaseModel.with_phases` defines them,
+    and for :func:`journey_phases` ``_next_ts`` and ``_run_start``; ``t`` may carry its own phase index
+    (``phase_index_expr``) as ``_jl_own_phase_index``.
+    """
+    if not flagged:
+        t = with_journey_flags(t, jm)
+    if pm is not None and "_jl_own_phase_index" not in t.columns:
+        t = t.mutate(_jl_own_phase_index=pm.phase_index_expr(t, person="person_key"))
+    flag_names = flag_columns(t)
     t = _typed(t, jm, stage=stage)
     t = t.mutate(
         _ts=t.timestamp.epoch_seconds(),
-        is_conversion=_by_type(jm, t, lambda jt: jt.conversion_expr(t)),
-        _ends=_by_type(jm, t, lambda jt: jt.ends_expr(t, view=jm.view)),
-        _repeat_splits=_by_type(jm, t, lambda jt: ibis.literal(jt.repeat_after_conversion)),
+        is_conversion=_by_type(jm, t, lambda i, jt: t[f"_jl_conv{i}"]),
+        _ends=_by_type(jm, t, lambda i, jt: t[f"_jl_ends{i}"]),
+        _repeat_splits=_by_type(jm, t, lambda i, jt: ibis.literal(jt.repeat_after_conversion)),
         _timeout=_per_type(jm, t, "timeout_seconds", "int64"),
         _default=(t.journey_type == jm.default_type.name),
     )
-    # three passes over one ordering, (person, type) by (timestamp, event_id): a sort the engine can share
+    # three passes over one ordering, (person, type) by (timestamp, event_id): the window expressions of a
+    # pass share one sort, and the phases ride along in the third
     order = [t.timestamp, t.event_id]
     w = ibis.window(group_by=[t.person_key, t.journey_type], order_by=order)
     cw = ibis.cumulative_window(group_by=[t.person_key, t.journey_type], order_by=order)
@@ -181,16 +238,15 @@ def split_journeys(t: ir.Table, jm: JourneyModel, *, stage: Any = None) -> ir.Ta
     # the default type: with repeat_after_conversion a further conversion starts a new journey (the loyalty loop)
     repeat_start = t._default & t._repeat_splits & t.is_conversion & ((t._conv_before - at_boundary) >= 1)
     t = t.mutate(_start=(t._boundary | repeat_start).cast("int64"))
-    cw = ibis.cumulative_window(group_by=[t.person_key, t.journey_type], order_by=[t.timestamp, t.event_id])
-    t = t.mutate(
-        _seq=t._start.sum().over(cw),
-        _start_rn=ibis.ifelse(t._start == 1, t._rn, ibis.null("int64")).max().over(cw),
-    )
-    t = t.mutate(
-        journey_id=t.person_key + "/" + t.journey_type + "/" + t._seq.cast("string"),
-        position=t._rn - t._start_rn + 1,
-    )
-    return t.drop(
+    keys = [t.person_key, t.journey_type]
+    order = [t.timestamp, t.event_id]
+    w = ibis.window(group_by=keys, order_by=order)
+    cw = ibis.cumulative_window(group_by=keys, order_by=order)
+    third = {
+        "_seq": t._start.sum().over(cw),
+        "_start_rn": ibis.ifelse(t._start == 1, t._rn, ibis.null("int64")).max().over(cw),
+    }
+    dropped = [
         "_ts",
         "_timeout",
         "_default",
@@ -205,18 +261,70 @@ def split_journeys(t: ir.Table, jm: JourneyModel, *, stage: Any = None) -> ir.Ta
         "_seq",
         "_start_rn",
         "_claim_seg",
-    )
+        *flag_names,
+    ]
+    k = 0 if pm is None else len(pm.phase_names) + 1
+    if pm is not None:
+        # the phase carried forward, in the same pass: each row with a phase of its own (and each journey's
+        # first row, with the default phase or "none") gets the code row_number * k + phase index, and the
+        # running maximum of the codes is the latest one in the journey; the maximum up to the row before
+        # gives the previous row's phase (for regressions and phase runs)
+        none = k - 1
+        start_index = ibis.literal(none if pm.default_phase is None else pm.index(pm.default_phase), "int64")
+        own = t._jl_own_phase_index.cast("int64")
+        code = ibis.cases(
+            (t._start == 1, t._rn * k + own.fill_null(start_index)),
+            (own.notnull(), t._rn * k + own),
+            else_=ibis.null("int64"),
+        )
+        before = ibis.window(group_by=keys, order_by=order, rows=(None, -1))
+        third |= {
+            "_code": code.max().over(cw),
+            "_prev_code": code.max().over(before),
+            "_next_ts": t.timestamp.lead().over(w),
+            "_next_start": t._start.lead().over(w),
+        }
+        dropped += ["_code", "_prev_code", "_next_start", "_jl_own_phase_index"]
+    t = t.mutate(**third)
+    out = {
+        "journey_id": t.person_key + "/" + t.journey_type + "/" + t._seq.cast("string"),
+        "position": t._rn - t._start_rn + 1,
+    }
+    if pm is not None:
 
+        def index(c: ir.IntegerValue) -> ir.IntegerValue:
+            return ibis.ifelse((c % k) == k - 1, ibis.null("int64"), c % k)
 
-def with_phases(t: ir.Table, pm: PhaseModel) -> ir.Table:
-    """Each touchpoint's phase (carried forward within its journey) and whether it moved back."""
-    out = pm.with_phases(t, person="person_key", carry_forward=True, by="journey_id")
-    w = ibis.window(group_by=out.journey_id, order_by=[out.timestamp, out.event_id])
-    return out.mutate(phase_regression=(out.phase_index < out.phase_index.lag().over(w)).fill_null(False))
+        phase_index = index(t._code)
+        # the previous row's phase, NULL at the journey's first row
+        prev_index = ibis.ifelse(t._start == 1, ibis.null("int64"), index(t._prev_code))
+        out |= {
+            "phase_index": phase_index,
+            "phase": phase_index.cases(*enumerate(pm.phase_names), else_=ibis.null("string")),
+            "phase_regression": (phase_index < prev_index).fill_null(False),
+            "_run_start": (t._start == 1) | (phase_index != prev_index).fill_null(True),
+            "_next_ts": ibis.ifelse(t._next_start == 0, t._next_ts, ibis.null("timestamp('UTC')")),
+        }
+    t = t.mutate(**out)
+    return t.drop(*dropped)
 
 
 def _no_stage(name: str, expr: ir.Table) -> ir.Table:
     return expr
+
+
+#: the columns of ``journey_touchpoints`` the build computes (the others are the touchpoint's own)
+_DERIVED_TOUCH_COLUMNS = (
+    "person_id",
+    "identified",
+    "journey_id",
+    "journey_type",
+    "position",
+    "is_conversion",
+    "phase",
+    "phase_index",
+    "phase_regression",
+)
 
 
 def journey_touchpoints(
@@ -229,19 +337,45 @@ def journey_touchpoints(
 ) -> ir.Table:
     """Stitched, typed, split and phased touchpoints.
 
+    The rules are evaluated once per touchpoint, on the wide rows; the window passes (typing, splitting,
+    phases) then run on narrow rows (event id, person, timestamp and those facts), and the result is joined
+    back to the touchpoints by ``event_id`` (unique: ingest rejects a second row with the same id).
+    Sorting whole touchpoints, properties and all, in every pass cost 3× as much at 1M events.
+
     ``stage(name, expr) -> table`` may materialise intermediate steps (the build does, on DuckDB: a
     step used several times is then computed once).
     """
-    t = stage(
-        "stitched",
-        stitch(
-            touchpoints.drop(*[c for c in ("row_hash", "import_id") if c in touchpoints.columns]), mapping
-        ),
+    return with_journey_rows(touchpoints, stage("rows", journey_rows(touchpoints, jm, pm, mapping, stage=stage)))
+
+
+def with_journey_rows(touchpoints: ir.Table, rows: ir.Table) -> ir.Table:
+    """``journey_touchpoints``: the touchpoints joined with their :func:`journey_rows` by ``event_id``."""
+    rest = touchpoints.drop(*[c for c in touchpoints.columns if c in _DERIVED_TOUCH_COLUMNS])
+    return rest.join(rows.select("event_id", *_DERIVED_TOUCH_COLUMNS), "event_id").select(*TOUCH_COLUMNS)
+
+
+def journey_rows(
+    touchpoints: ir.Table,
+    jm: JourneyModel,
+    pm: PhaseModel,
+    mapping: ir.Table | None = None,
+    *,
+    stage: Any = _no_stage,
+) -> ir.Table:
+    """The narrow rows behind :func:`journey_touchpoints`: event_id, the derived columns, and for
+    :func:`journey_phases` ``timestamp``, ``_next_ts`` and ``_run_start``."""
+    touchpoints = touchpoints.drop(*[c for c in ("row_hash", "import_id") if c in touchpoints.columns])
+    stitched = stitch(touchpoints, mapping)
+    stitched = with_journey_flags(
+        stitched.mutate(_jl_own_phase_index=pm.phase_index_expr(stitched, person="person_key")), jm
     )
-    t = stage("split", split_journeys(t, jm, stage=stage))
-    t = with_phases(t, pm)
-    t = t.mutate(person_id=t.person_key).drop("person_key")
-    return t.select(*TOUCH_COLUMNS)
+    narrow = stitched.select(
+        "event_id", "person_key", "identified", "timestamp", "_jl_own_phase_index", *flag_columns(stitched)
+    )
+    t = stage("stitched", narrow)
+    t = split_journeys(t, jm, pm=pm, stage=stage, flagged=True)
+    t = t.mutate(person_id=t.person_key)
+    return t.select("event_id", *_DERIVED_TOUCH_COLUMNS, "timestamp", "_next_ts", "_run_start")
 
 
 # -- journeys --------------------------------------------------------------------------------------------
@@ -341,25 +475,27 @@ def journeys_view(
 
 
 def journey_phases(jt: ir.Table) -> ir.Table:
-    """Per journey and phase: first entry, exit, time spent, touchpoints, visits (runs) in the phase."""
+    """Per journey and phase: first entry, exit, time spent, touchpoints, visits (runs) in the phase.
+
+    A visit runs from its first touchpoint to the journey's next touchpoint after it (to its own last one
+    at the journey's end); so a phase's time is the sum, over its touchpoints, of the time to the journey's
+    next touchpoint (0 for the last), and a visit starts where the phase differs from the previous
+    touchpoint's. :func:`journey_rows` carries both per touchpoint (``_next_ts``, ``_run_start``); for any
+    other table they take one window pass over each journey.
+    """
+    if "_next_ts" not in jt.columns:
+        w = ibis.window(group_by=jt.journey_id, order_by=[jt.timestamp, jt.event_id])
+        prev = jt.phase.lag().over(w)
+        jt = jt.mutate(_next_ts=jt.timestamp.lead().over(w), _run_start=prev.isnull() | (jt.phase != prev))
     t = jt.filter(jt.phase.notnull())
-    w = ibis.window(group_by=t.journey_id, order_by=[t.timestamp, t.event_id])
-    t = t.mutate(_run_start=(t.phase != t.phase.lag().over(w)).fill_null(True).cast("int64"))
-    cw = ibis.cumulative_window(group_by=t.journey_id, order_by=[t.timestamp, t.event_id])
-    t = t.mutate(_run=t._run_start.sum().over(cw))
-    runs = t.group_by(["journey_id", "person_id", "journey_type", "_run", "phase", "phase_index"]).aggregate(
-        _first=t.timestamp.min(), _last=t.timestamp.max(), _n=t.count()
-    )
-    rw = ibis.window(group_by=runs.journey_id, order_by=runs._run)
-    runs = runs.mutate(_next=runs._first.lead().over(rw))
-    runs = runs.mutate(_exit=runs._next.fill_null(runs._last))
-    runs = runs.mutate(_spent=runs._exit.epoch_seconds() - runs._first.epoch_seconds())
-    return runs.group_by(["journey_id", "person_id", "journey_type", "phase", "phase_index"]).aggregate(
-        entered_at=runs._first.min(),
-        exited_at=runs._exit.max(),
-        seconds_in_phase=runs._spent.sum(),
-        touchpoints=runs._n.sum(),
-        visits=runs.count(),
+    exit_ts = t._next_ts.fill_null(t.timestamp)
+    spent = exit_ts.epoch_seconds() - t.timestamp.epoch_seconds()
+    return t.group_by(["journey_id", "person_id", "journey_type", "phase", "phase_index"]).aggregate(
+        entered_at=t.timestamp.min(),
+        exited_at=exit_ts.max(),
+        seconds_in_phase=spent.sum(),
+        touchpoints=t.count(),
+        visits=t._run_start.cast("int64").sum(),
     )
 
 
@@ -531,14 +667,14 @@ def build(
             subset = stitched.semi_join(affected_t, stitched.person_key == affected_t.person_key)
             subset = subset.drop("person_key", "identified")
             # rows of the affected persons, recomputed; everything else stays as it is
-            jt_new = journey_touchpoints(subset, jm, pm, ids, stage=stage)
-            con.create_table("_jl_new_touch", jt_new, temp=True, overwrite=True)
+            rows = stage("rows", journey_rows(subset, jm, pm, ids, stage=stage))
+            con.create_table("_jl_new_touch", with_journey_rows(subset, rows), temp=True, overwrite=True)
             new_touch = con.table("_jl_new_touch")
             for name in ("journey_touchpoints", "journey_phases", "journeys_base"):
                 con.raw_sql(f"DELETE FROM {name} WHERE person_id IN (SELECT person_key FROM _jl_affected)")  # noqa: S608 - fixed names
             # an anonymous visitor who got identified: their old anon: rows go too
             con.insert("journey_touchpoints", new_touch)
-            con.insert("journey_phases", journey_phases(new_touch))
+            con.insert("journey_phases", journey_phases(rows))
             con.insert(
                 "journeys_base", journeys_base(new_touch, jm).select(*con.table("journeys_base").columns)
             )
@@ -553,10 +689,10 @@ def build(
                     con.drop_table(name, force=True)
                     con.raw_sql(f"ALTER TABLE {_NEXT}{name} RENAME TO {name}")  # fixed names
             else:
-                jt_expr = journey_touchpoints(tp, jm, pm, ids, stage=stage)
-                con.create_table("journey_touchpoints", jt_expr, overwrite=True)
+                rows = stage("rows", journey_rows(tp, jm, pm, ids, stage=stage))
+                con.create_table("journey_touchpoints", with_journey_rows(tp, rows), overwrite=True)
                 jt = con.table("journey_touchpoints")
-                con.create_table("journey_phases", journey_phases(jt), overwrite=True)
+                con.create_table("journey_phases", journey_phases(rows), overwrite=True)
                 con.create_table("journeys_base", journeys_base(jt, jm), overwrite=True)
             if progress is not None:
                 progress(slices, slices)
@@ -622,12 +758,11 @@ def _build_slices(
     bucket = ((stitched.person_key.hash() % slices) + slices) % slices
     for k in range(slices):
         part = stitched.filter(bucket == k).drop("person_key", "identified")
-        piece = con.create_table(
-            "_jl_slice", journey_touchpoints(part, jm, pm, ids, stage=stage), temp=True, overwrite=True
-        )
+        rows = stage("rows", journey_rows(part, jm, pm, ids, stage=stage))
+        piece = con.create_table("_jl_slice", with_journey_rows(part, rows), temp=True, overwrite=True)
         derived = {
             "journey_touchpoints": piece,
-            "journey_phases": journey_phases(piece),
+            "journey_phases": journey_phases(rows),
             "journeys_base": journeys_base(piece, jm),
         }
         for name, expr in derived.items():
