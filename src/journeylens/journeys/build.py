@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import ibis
 import ibis.expr.types as ir
 
-from journeylens.journeys.stitching import identity_conflicts, identity_map, stitch
+from journeylens.journeys.stitching import identity_conflicts, identity_links, identity_map, stitch
 
 if TYPE_CHECKING:
     from journeylens.journeys.models.journey_model import JourneyModel
@@ -214,7 +214,7 @@ def split_journeys(
         _repeat_splits=_by_type(jm, t, lambda i, jt: ibis.literal(jt.repeat_after_conversion)),
         _timeout=_per_type(jm, t, "timeout_seconds", "int64"),
         _default=(t.journey_type == jm.default_type.name),
-    )
+    ).drop(*flag_names)  # read: not carried through the sorts
     # three passes over one ordering, (person, type) by (timestamp, event_id): the window expressions of a
     # pass share one sort, and the phases ride along in the third
     order = [t.timestamp, t.event_id]
@@ -261,7 +261,6 @@ def split_journeys(
         "_seq",
         "_start_rn",
         "_claim_seg",
-        *flag_names,
     ]
     k = 0 if pm is None else len(pm.phase_names) + 1
     if pm is not None:
@@ -381,6 +380,30 @@ def journey_rows(
 # -- journeys --------------------------------------------------------------------------------------------
 
 
+#: the per-journey aggregates of ``journeys_base``, in their column order
+JOURNEY_BASE_AGGREGATES = (
+    "journey_id",
+    "person_id",
+    "journey_type",
+    "identified",
+    "start",
+    "end",
+    "touchpoints",
+    "purchase_contact_number",
+    "converted_at",
+    "revenue",
+    "channels",
+    "n_channels",
+    "first_channel",
+    "last_channel",
+    "first_touchpoint",
+    "human_contacts",
+    "phase_reached",
+    "last_phase",
+    "phase_regressions",
+)
+
+
 def journeys_base(jt: ir.Table, jm: JourneyModel) -> ir.Table:
     """One row per journey from ``journey_touchpoints`` (status is added when read: see :func:`journeys_view`).
 
@@ -391,7 +414,12 @@ def journeys_base(jt: ir.Table, jm: JourneyModel) -> ir.Table:
     """
     conv_pos = ibis.ifelse(jt.is_conversion, jt.position, ibis.null("int64"))
     conv_ts = ibis.ifelse(jt.is_conversion, jt.timestamp, ibis.null("timestamp('UTC')"))
-    agg = jt.group_by(["journey_id", "person_id", "journey_type"]).aggregate(
+    # grouped by the journey id alone (person and type follow from it): hashing three strings per
+    # touchpoint cost more than taking two of them from any row; the distinct channels are collected
+    # once, and counted from that list
+    agg = jt.group_by("journey_id").aggregate(
+        person_id=jt.person_id.arbitrary(),
+        journey_type=jt.journey_type.arbitrary(),
         identified=jt.identified.max(),
         start=jt.timestamp.min(),
         end=jt.timestamp.max(),
@@ -399,8 +427,7 @@ def journeys_base(jt: ir.Table, jm: JourneyModel) -> ir.Table:
         purchase_contact_number=conv_pos.min(),
         converted_at=conv_ts.min(),
         revenue=jt.revenue.sum(),
-        channels=jt.channel.collect(distinct=True).sort().join(","),
-        n_channels=jt.channel.nunique(),
+        _channels=jt.channel.collect(distinct=True),
         first_channel=jt.channel.argmin(jt.position),
         last_channel=jt.channel.argmax(jt.position),
         first_touchpoint=jt.touchpoint.argmin(jt.position),
@@ -409,6 +436,10 @@ def journeys_base(jt: ir.Table, jm: JourneyModel) -> ir.Table:
         last_phase=jt.phase.argmax(jt.position),
         phase_regressions=jt.phase_regression.cast("int64").sum(),
     )
+    agg = agg.mutate(
+        channels=agg._channels.sort().join(","), n_channels=agg._channels.length().fill_null(0)
+    )
+    agg = agg.select(*JOURNEY_BASE_AGGREGATES)
     agg = agg.mutate(
         touchpoints_before_purchase=agg.purchase_contact_number - 1,
         duration_days=(agg.end.epoch_seconds() - agg.start.epoch_seconds()) / SECONDS_PER_DAY,
@@ -625,8 +656,6 @@ def build(
         and all(ws.has_table(name) for name in DERIVED_TABLES)
         and ws.engine == "duckdb"
     )
-    mapping = identity_map(tp)
-
     scratch: list[str] = []
 
     def stage(name: str, expr: ir.Table) -> ir.Table:
@@ -637,16 +666,20 @@ def build(
         scratch.append(table)
         return con.create_table(table, expr, temp=True, overwrite=True)
 
+    # the links (rows with both ids) once, for the identity map and the conflicts
+    links = stage("links", identity_links(tp))
+    mapping = identity_map(tp, links=links)
+    conflicts = identity_conflicts(tp, links=links)
     slices = 1 if can_increment else _slices(ws, slice_rows)
     sliced = slices > 1
     if progress is not None and not can_increment:
         progress(0, slices)
     if sliced:
-        _build_slices(ws, tp, mapping, jm, pm, slices, stage, progress)
+        _build_slices(ws, tp, mapping, conflicts, jm, pm, slices, stage, progress)
     with ws.transaction():
         if not sliced:
             con.create_table("identities", mapping, overwrite=True)
-            con.create_table("identity_conflicts", identity_conflicts(tp), overwrite=True)
+            con.create_table("identity_conflicts", conflicts, overwrite=True)
             ids = con.table("identities")
         if can_increment:
             mode = "incremental"
@@ -738,6 +771,7 @@ def _build_slices(
     ws: Workspace,
     tp: ir.Table,
     mapping: ir.Table,
+    conflicts: ir.Table,
     jm: JourneyModel,
     pm: PhaseModel,
     slices: int,
@@ -752,7 +786,7 @@ def _build_slices(
     in one transaction; a build killed half-way leaves only ``_jl_next_*`` tables, replaced by the next."""
     con = ws.con
     con.create_table(_NEXT + "identities", mapping, overwrite=True)
-    con.create_table(_NEXT + "identity_conflicts", identity_conflicts(tp), overwrite=True)
+    con.create_table(_NEXT + "identity_conflicts", conflicts, overwrite=True)
     ids = con.table(_NEXT + "identities")
     stitched = stitch(tp, ids)
     bucket = ((stitched.person_key.hash() % slices) + slices) % slices

@@ -38,18 +38,21 @@ def identity_links(touchpoints: ir.Table) -> ir.Table:
     )
 
 
-def identity_map(touchpoints: ir.Table) -> ir.Table:
-    """anonymous_id -> person_id, one row per anonymous id, by the first-link rule; with ``persons_linked``."""
-    links = identity_links(touchpoints)
+def identity_map(touchpoints: ir.Table, *, links: ir.Table | None = None) -> ir.Table:
+    """anonymous_id -> person_id, one row per anonymous id, by the first-link rule; with ``persons_linked``.
+
+    ``links``: :func:`identity_links` of ``touchpoints`` when the caller has them already (the build
+    computes them once for this map and for the conflicts)."""
+    links = identity_links(touchpoints) if links is None else links
     w = ibis.window(group_by=links.anonymous_id, order_by=[links.first_linked, links.first_event])
     ranked = links.mutate(_rank=ibis.row_number().over(w), persons_linked=links.person_id.count().over(ibis.window(group_by=links.anonymous_id)))
     return ranked.filter(ranked._rank == 0).select("anonymous_id", "person_id", "first_linked", "persons_linked")
 
 
-def identity_conflicts(touchpoints: ir.Table) -> ir.Table:
+def identity_conflicts(touchpoints: ir.Table, *, links: ir.Table | None = None) -> ir.Table:
     """Anonymous ids linked to more than one person: every link, and which person the rule chose."""
-    links = identity_links(touchpoints)
-    chosen = identity_map(touchpoints).select("anonymous_id", chosen_person_id="person_id", persons_linked="persons_linked")
+    links = identity_links(touchpoints) if links is None else links
+    chosen = identity_map(touchpoints, links=links).select("anonymous_id", chosen_person_id="person_id", persons_linked="persons_linked")
     out = links.join(chosen, "anonymous_id")
     out = out.filter(out.persons_linked > 1)
     return out.select(
