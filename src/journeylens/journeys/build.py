@@ -791,14 +791,16 @@ def _build_slices(
     stitched = stitch(tp, ids)
     bucket = ((stitched.person_key.hash() % slices) + slices) % slices
     for k in range(slices):
-        part = stitched.filter(bucket == k).drop("person_key", "identified")
+        # the slice's touchpoints, found (stitching every touchpoint) once and kept: the rows step and the
+        # join back both read them
+        part = stage("slice", stitched.filter(bucket == k).drop("person_key", "identified"))
         rows = stage("rows", journey_rows(part, jm, pm, ids, stage=stage))
-        piece = con.create_table("_jl_slice", with_journey_rows(part, rows), temp=True, overwrite=True)
-        derived = {
-            "journey_touchpoints": piece,
-            "journey_phases": journey_phases(rows),
-            "journeys_base": journeys_base(piece, jm),
-        }
+        touch = with_journey_rows(part, rows)
+        if k == 0:
+            con.create_table(_NEXT + "journey_touchpoints", touch, overwrite=True)
+        else:
+            con.insert(_NEXT + "journey_touchpoints", touch)
+        derived = {"journey_phases": journey_phases(rows), "journeys_base": journeys_base(touch, jm)}
         for name, expr in derived.items():
             if k == 0:
                 con.create_table(_NEXT + name, expr, overwrite=True)
@@ -806,7 +808,6 @@ def _build_slices(
                 con.insert(_NEXT + name, expr.select(*con.table(_NEXT + name).columns))
         if progress is not None and k + 1 < slices:
             progress(k + 1, slices)
-    con.drop_table("_jl_slice", force=True)
 
 
 def _refresh_views(ws: Workspace) -> None:
