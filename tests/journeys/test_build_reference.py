@@ -29,7 +29,13 @@ from hypothesis import strategies as st
 
 from journeylens.journeys import build
 from journeylens.journeys.build import journey_phases, split_journeys
-from journeylens.journeys.models import JourneyModel, JourneyType, PhaseModel, load_journey_model, load_phase_model
+from journeylens.journeys.models import (
+    JourneyModel,
+    JourneyType,
+    PhaseModel,
+    load_journey_model,
+    load_phase_model,
+)
 from journeylens.journeys.models.matcher import any_matches
 from journeylens.journeys.stitching import ANON_PREFIX, identity_map, stitch
 from journeylens.schema import TOUCHPOINTS_SCHEMA
@@ -221,6 +227,19 @@ def _table(rows: list[dict[str, Any]]) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=TOUCHPOINTS_SCHEMA)
 
 
+def _load(con: ibis.BaseBackend, rows: list[dict[str, Any]]) -> None:
+    """Replace the rows of ``touchpoints`` (on Spark a temporary view, which saves a table write per example)."""
+    if con.name == "duckdb":
+        con.create_table("touchpoints", _table(rows), overwrite=True)
+    else:
+        con.create_view("touchpoints", ibis.memtable(_table(rows)), overwrite=True)
+
+
+def _fetch(con: ibis.BaseBackend, sql: str) -> list[tuple]:
+    result = con.raw_sql(sql)
+    return result.fetchall() if con.name == "duckdb" else [tuple(r) for r in result.collect()]
+
+
 def engine_placement(con: ibis.BaseBackend, jm: JourneyModel) -> Callable[[list[dict[str, Any]]], Placement]:
     """A function: rows -> each touchpoint's (journey_id, position) on ``con``.
 
@@ -228,23 +247,14 @@ def engine_placement(con: ibis.BaseBackend, jm: JourneyModel) -> Callable[[list[
     phases, which do not move touchpoints). It is compiled to SQL once; each call replaces the rows of
     ``touchpoints`` (on Spark a temporary view, which saves a table write per example) and runs that SQL.
     """
-
-    def load(rows: list[dict[str, Any]]) -> None:
-        if con.name == "duckdb":
-            con.create_table("touchpoints", _table(rows), overwrite=True)
-        else:
-            con.create_view("touchpoints", ibis.memtable(_table(rows)), overwrite=True)
-
-    load([])
+    _load(con, [])
     tp = con.table("touchpoints")
     expr = split_journeys(stitch(tp, identity_map(tp)), jm).select("event_id", "journey_id", "position")
     sql = con.compile(expr)
 
     def run(rows: list[dict[str, Any]]) -> Placement:
-        load(rows)
-        result = con.raw_sql(sql)
-        records = result.fetchall() if con.name == "duckdb" else [tuple(r) for r in result.collect()]
-        return {e: (j, int(p)) for e, j, p in records}
+        _load(con, rows)
+        return {e: (j, int(p)) for e, j, p in _fetch(con, sql)}
 
     return run
 
@@ -439,14 +449,7 @@ def engine_phases(
 ) -> Callable[[list[dict[str, Any]]], tuple[dict[str, PhaseRow], dict, dict]]:
     """rows -> (each touchpoint's phase and regression, the journey_phases stays computed from the build's
     per-touchpoint columns, and the same computed from a table without them) on ``con``."""
-
-    def load(rows: list[dict[str, Any]]) -> None:
-        if con.name == "duckdb":
-            con.create_table("touchpoints", _table(rows), overwrite=True)
-        else:
-            con.create_view("touchpoints", ibis.memtable(_table(rows)), overwrite=True)
-
-    load([])
+    _load(con, [])
     tp = con.table("touchpoints")
     split = split_journeys(stitch(tp, identity_map(tp)), jm, pm=pm)
     split = split.mutate(person_id=split.person_key)
@@ -455,19 +458,15 @@ def engine_phases(
     fast_sql = con.compile(journey_phases(split).select(*stay_columns))
     slow_sql = con.compile(journey_phases(split.drop("_next_ts", "_run_start")).select(*stay_columns))
 
-    def fetch(sql: str) -> list[tuple]:
-        result = con.raw_sql(sql)
-        return result.fetchall() if con.name == "duckdb" else [tuple(r) for r in result.collect()]
-
     def stays(sql: str) -> dict[tuple[str, str], PhaseStay]:
         out = {}
-        for j, p, entered, exited, seconds, n, v in fetch(sql):
+        for j, p, entered, exited, seconds, n, v in _fetch(con, sql):
             out[j, p] = (_utc(entered), _utc(exited), int(seconds), int(n), int(v))
         return out
 
     def run(rows: list[dict[str, Any]]):
-        load(rows)
-        touch = {e: (p, bool(r)) for e, p, r in fetch(touch_sql)}
+        _load(con, rows)
+        touch = {e: (p, bool(r)) for e, p, r in _fetch(con, touch_sql)}
         return touch, stays(fast_sql), stays(slow_sql)
 
     return run

@@ -312,43 +312,14 @@ def _no_stage(name: str, expr: ir.Table) -> ir.Table:
     return expr
 
 
-#: the columns of ``journey_touchpoints`` the build computes (the others are the touchpoint's own)
-_DERIVED_TOUCH_COLUMNS = (
-    "person_id",
-    "identified",
-    "journey_id",
-    "journey_type",
-    "position",
-    "is_conversion",
-    "phase",
-    "phase_index",
-    "phase_regression",
-)
-
-
-def journey_touchpoints(
-    touchpoints: ir.Table,
-    jm: JourneyModel,
-    pm: PhaseModel,
-    mapping: ir.Table | None = None,
-    *,
-    stage: Any = _no_stage,
-) -> ir.Table:
-    """Stitched, typed, split and phased touchpoints.
-
-    The rules are evaluated once per touchpoint, on the wide rows; the window passes (typing, splitting,
-    phases) then run on narrow rows (event id, person, timestamp and those facts), and the result is joined
-    back to the touchpoints by ``event_id`` (unique: ingest rejects a second row with the same id).
-    Sorting whole touchpoints, properties and all, in every pass cost 3× as much at 1M events.
-
-    ``stage(name, expr) -> table`` may materialise intermediate steps (the build does, on DuckDB: a
-    step used several times is then computed once).
-    """
-    return with_journey_rows(touchpoints, stage("rows", journey_rows(touchpoints, jm, pm, mapping, stage=stage)))
+#: the columns of ``journey_touchpoints`` the build computes (the others are the touchpoint's own): the
+#: stitched person and everything from ``journey_id`` on
+_DERIVED_TOUCH_COLUMNS = ("person_id", "identified", *TOUCH_COLUMNS[TOUCH_COLUMNS.index("journey_id") :])
 
 
 def with_journey_rows(touchpoints: ir.Table, rows: ir.Table) -> ir.Table:
-    """``journey_touchpoints``: the touchpoints joined with their :func:`journey_rows` by ``event_id``."""
+    """``journey_touchpoints``: the touchpoints joined with their :func:`journey_rows` by ``event_id``
+    (unique: ingest rejects a second row with the same id)."""
     rest = touchpoints.drop(*[c for c in touchpoints.columns if c in _DERIVED_TOUCH_COLUMNS])
     return rest.join(rows.select("event_id", *_DERIVED_TOUCH_COLUMNS), "event_id").select(*TOUCH_COLUMNS)
 
@@ -361,8 +332,17 @@ def journey_rows(
     *,
     stage: Any = _no_stage,
 ) -> ir.Table:
-    """The narrow rows behind :func:`journey_touchpoints`: event_id, the derived columns, and for
-    :func:`journey_phases` ``timestamp``, ``_next_ts`` and ``_run_start``."""
+    """Stitched, typed, split and phased touchpoints as narrow rows: event_id, the columns the build
+    derives (:data:`_DERIVED_TOUCH_COLUMNS`), and for :func:`journey_phases` ``timestamp``, ``_next_ts`` and
+    ``_run_start``; :func:`with_journey_rows` joins them to the touchpoints (``journey_touchpoints``).
+
+    The rules are evaluated once per touchpoint, on the wide rows; the window passes (typing, splitting,
+    phases) then sort narrow rows (event id, person, timestamp and those facts). Sorting whole touchpoints,
+    properties and all, in every pass took twice as long at 1M events.
+
+    ``stage(name, expr) -> table`` may materialise intermediate steps (the build does, on DuckDB: a
+    step used several times is then computed once).
+    """
     touchpoints = touchpoints.drop(*[c for c in ("row_hash", "import_id") if c in touchpoints.columns])
     stitched = stitch(touchpoints, mapping)
     stitched = with_journey_flags(
