@@ -484,26 +484,21 @@ def _check_phases(run, jm: JourneyModel, pm: PhaseModel, rows: list[dict[str, An
     assert slow == expected_stays
 
 
-@pytest.mark.parametrize("module_backend", ["duckdb"], indirect=True)
-@pytest.mark.parametrize("pm", [FIVE, FIVE_DEFAULT], ids=["no-default", "default-awareness"])
-def test_phases_match_the_reference_on_duckdb(module_backend, pm):
+@pytest.mark.parametrize(
+    ("module_backend", "pm", "examples"),
+    [
+        pytest.param("duckdb", FIVE, 40, id="duckdb-no-default"),
+        pytest.param("duckdb", FIVE_DEFAULT, 40, id="duckdb-default-awareness"),
+        pytest.param("spark", FIVE, 5, id="spark-no-default", marks=pytest.mark.spark),
+    ],
+    indirect=["module_backend"],
+)
+def test_phases_match_the_reference(module_backend, pm, examples):
     run = engine_phases(module_backend, CUSTOMER, pm)
 
-    @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @settings(max_examples=examples, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(rows=worlds())
     def check(rows):
         _check_phases(run, CUSTOMER, pm, rows)
-
-    check()
-
-
-@pytest.mark.parametrize("module_backend", [pytest.param("spark", marks=pytest.mark.spark)], indirect=True)
-def test_phases_match_the_reference_on_spark(module_backend):
-    run = engine_phases(module_backend, CUSTOMER, FIVE)
-
-    @settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-    @given(rows=worlds())
-    def check(rows):
-        _check_phases(run, CUSTOMER, FIVE, rows)
 
     check()
