@@ -98,8 +98,8 @@ def with_journey_flags(t: ir.Table, jm: JourneyModel) -> ir.Table:
     unhinted = t._jl_hint.isnull()
     first: dict[str, ir.BooleanValue] = {}
     for i, jt in enumerate(jm.journey_types):
-        first[f"_jl_conv{i}"] = ibis.literal(True) & jt.conversion_expr(t)
-        first[f"_jl_ends{i}"] = ibis.literal(True) & jt.ends_expr(t, view=jm.view)
+        first[f"_jl_conv{i}"] = jt.conversion_expr(t)
+        first[f"_jl_ends{i}"] = jt.ends_expr(t, view=jm.view)
         if not jt.default:
             first[f"_jl_opens{i}"] = (t._jl_hint == jt.name).fill_null(False) | (unhinted & jt.opens_expr(t))
             first[f"_jl_joins{i}"] = unhinted & jt.member_expr(t)
@@ -240,7 +240,6 @@ def split_journeys(
     t = t.mutate(_start=(t._boundary | repeat_start).cast("int64"))
     keys = [t.person_key, t.journey_type]
     order = [t.timestamp, t.event_id]
-    w = ibis.window(group_by=keys, order_by=order)
     cw = ibis.cumulative_window(group_by=keys, order_by=order)
     third = {
         "_seq": t._start.sum().over(cw),
@@ -262,50 +261,67 @@ def split_journeys(
         "_start_rn",
         "_claim_seg",
     ]
-    k = 0 if pm is None else len(pm.phase_names) + 1
     if pm is not None:
-        # the phase carried forward, in the same pass: each row with a phase of its own (and each journey's
-        # first row, with the default phase or "none") gets the code row_number * k + phase index, and the
-        # running maximum of the codes is the latest one in the journey; the maximum up to the row before
-        # gives the previous row's phase (for regressions and phase runs)
-        none = k - 1
-        start_index = ibis.literal(none if pm.default_phase is None else pm.index(pm.default_phase), "int64")
-        own = t._jl_own_phase_index.cast("int64")
-        code = ibis.cases(
-            (t._start == 1, t._rn * k + own.fill_null(start_index)),
-            (own.notnull(), t._rn * k + own),
-            else_=ibis.null("int64"),
-        )
-        before = ibis.window(group_by=keys, order_by=order, rows=(None, -1))
-        third |= {
-            "_code": code.max().over(cw),
-            "_prev_code": code.max().over(before),
-            "_next_ts": t.timestamp.lead().over(w),
-            "_next_start": t._start.lead().over(w),
-        }
-        dropped += ["_code", "_prev_code", "_next_start", "_jl_own_phase_index"]
+        third |= _carried_phase_windows(t, pm, keys, order)
+        dropped += _CARRY_SCRATCH
     t = t.mutate(**third)
     out = {
         "journey_id": t.person_key + "/" + t.journey_type + "/" + t._seq.cast("string"),
         "position": t._rn - t._start_rn + 1,
     }
     if pm is not None:
-
-        def index(c: ir.IntegerValue) -> ir.IntegerValue:
-            return ibis.ifelse((c % k) == k - 1, ibis.null("int64"), c % k)
-
-        phase_index = index(t._code)
-        # the previous row's phase, NULL at the journey's first row
-        prev_index = ibis.ifelse(t._start == 1, ibis.null("int64"), index(t._prev_code))
-        out |= {
-            "phase_index": phase_index,
-            "phase": phase_index.cases(*enumerate(pm.phase_names), else_=ibis.null("string")),
-            "phase_regression": (phase_index < prev_index).fill_null(False),
-            "_run_start": (t._start == 1) | (phase_index != prev_index).fill_null(True),
-            "_next_ts": ibis.ifelse(t._next_start == 0, t._next_ts, ibis.null("timestamp('UTC')")),
-        }
+        out |= _carried_phase(t, pm)
     t = t.mutate(**out)
     return t.drop(*dropped)
+
+
+#: the scratch columns of the carried phase (:func:`_carried_phase_windows`)
+_CARRY_SCRATCH = ("_code", "_prev_code", "_next_start", "_jl_own_phase_index")
+
+
+def _carried_phase_windows(t: ir.Table, pm: PhaseModel, keys: list, order: list) -> dict[str, ir.Value]:
+    """The splitter's third pass, for the phase carried forward within each journey.
+
+    Each row with a phase of its own (and each journey's first row, with the default phase or "none")
+    gets the code ``row_number * k + phase index``: the running maximum of the codes is the latest one in
+    the journey, and the maximum up to the row before gives the previous row's phase (for regressions and
+    phase visits). ``t`` has ``_start`` (1 where a journey starts), ``_rn`` and ``_jl_own_phase_index``.
+    """
+    k = len(pm.phase_names) + 1
+    start_index = ibis.literal(k - 1 if pm.default_phase is None else pm.index(pm.default_phase), "int64")
+    own = t._jl_own_phase_index.cast("int64")
+    code = ibis.cases(
+        (t._start == 1, t._rn * k + own.fill_null(start_index)),
+        (own.notnull(), t._rn * k + own),
+        else_=ibis.null("int64"),
+    )
+    w = ibis.window(group_by=keys, order_by=order)
+    return {
+        "_code": code.max().over(ibis.cumulative_window(group_by=keys, order_by=order)),
+        "_prev_code": code.max().over(ibis.window(group_by=keys, order_by=order, rows=(None, -1))),
+        "_next_ts": t.timestamp.lead().over(w),
+        "_next_start": t._start.lead().over(w),
+    }
+
+
+def _carried_phase(t: ir.Table, pm: PhaseModel) -> dict[str, ir.Value]:
+    """``phase``, ``phase_index``, ``phase_regression``, ``_run_start`` and ``_next_ts`` (within the
+    journey) from the codes of :func:`_carried_phase_windows`."""
+    k = len(pm.phase_names) + 1
+
+    def index(code: ir.IntegerValue) -> ir.IntegerValue:
+        return ibis.ifelse((code % k) == k - 1, ibis.null("int64"), code % k)
+
+    phase_index = index(t._code)
+    # the previous row's phase, NULL at the journey's first row
+    prev_index = ibis.ifelse(t._start == 1, ibis.null("int64"), index(t._prev_code))
+    return {
+        "phase_index": phase_index,
+        "phase": phase_index.cases(*enumerate(pm.phase_names), else_=ibis.null("string")),
+        "phase_regression": (phase_index < prev_index).fill_null(False),
+        "_run_start": (t._start == 1) | (phase_index != prev_index).fill_null(True),
+        "_next_ts": ibis.ifelse(t._next_start == 0, t._next_ts, ibis.null("timestamp('UTC')")),
+    }
 
 
 def _no_stage(name: str, expr: ir.Table) -> ir.Table:
@@ -360,30 +376,6 @@ def journey_rows(
 # -- journeys --------------------------------------------------------------------------------------------
 
 
-#: the per-journey aggregates of ``journeys_base``, in their column order
-JOURNEY_BASE_AGGREGATES = (
-    "journey_id",
-    "person_id",
-    "journey_type",
-    "identified",
-    "start",
-    "end",
-    "touchpoints",
-    "purchase_contact_number",
-    "converted_at",
-    "revenue",
-    "channels",
-    "n_channels",
-    "first_channel",
-    "last_channel",
-    "first_touchpoint",
-    "human_contacts",
-    "phase_reached",
-    "last_phase",
-    "phase_regressions",
-)
-
-
 def journeys_base(jt: ir.Table, jm: JourneyModel) -> ir.Table:
     """One row per journey from ``journey_touchpoints`` (status is added when read: see :func:`journeys_view`).
 
@@ -416,10 +408,11 @@ def journeys_base(jt: ir.Table, jm: JourneyModel) -> ir.Table:
         last_phase=jt.phase.argmax(jt.position),
         phase_regressions=jt.phase_regression.cast("int64").sum(),
     )
-    agg = agg.mutate(
-        channels=agg._channels.sort().join(","), n_channels=agg._channels.length().fill_null(0)
-    )
-    agg = agg.select(*JOURNEY_BASE_AGGREGATES)
+    # channels and n_channels where the list was, so that the columns keep their order
+    at = agg.columns.index("_channels")
+    order = [*agg.columns[:at], "channels", "n_channels", *agg.columns[at + 1 :]]
+    agg = agg.mutate(channels=agg._channels.sort().join(","), n_channels=agg._channels.length().fill_null(0))
+    agg = agg.select(*order)
     agg = agg.mutate(
         touchpoints_before_purchase=agg.purchase_contact_number - 1,
         duration_days=(agg.end.epoch_seconds() - agg.start.epoch_seconds()) / SECONDS_PER_DAY,
@@ -614,8 +607,8 @@ def build(
     A full build on DuckDB runs in slices when the touchpoints would not fit in its memory limit (about
     :data:`BYTES_PER_SLICE_ROW` per touchpoint), or of ``slice_rows`` touchpoints when given: the persons
     are split by a hash of their stitched key into as many groups as needed, and each group is built and
-    appended in turn. Every rule works within one person, so the result is the same; each slice's sorts fit in memory instead of spilling the
-    whole data set to disk. ``progress(done, slices)`` is called before the first slice and after each
+    appended in turn. Every rule works within one person, so the result is the same; each slice's sorts
+    fit in memory instead of spilling the whole data set to disk. ``progress(done, slices)`` is called before the first slice and after each
     one (an incremental build does not call it)."""
     from journeylens.journeys.models.journey_model import load_journey_model
     from journeylens.journeys.models.phase_model import load_phase_model
