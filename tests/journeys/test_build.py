@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import ibis
@@ -792,9 +793,14 @@ def test_a_sliced_full_build_equals_a_whole_one(backend, make_workspace, touchpo
     assert _snapshot(ws) == expected
 
 
-def test_a_sliced_full_build_of_generated_data_equals_a_whole_one(tmp_path):
+def test_a_sliced_full_build_of_generated_data_equals_a_whole_one(tmp_path, monkeypatch):
+    import tempfile
+
     from journeylens.demo import generate
 
+    made: list[Path] = []
+    mkdtemp = tempfile.mkdtemp
+    monkeypatch.setattr(tempfile, "mkdtemp", lambda **kw: made.append(Path(mkdtemp(**kw))) or str(made[-1]))
     with Workspace(tmp_path / "ws") as ws:
         for touchpoints, persons in generate(300, seed=11):
             ws.ingest_persons(persons)
@@ -804,6 +810,9 @@ def test_a_sliced_full_build_of_generated_data_equals_a_whole_one(tmp_path):
         sliced = build(ws, full=True, slice_rows=whole.touchpoints // 7)
         assert (sliced.journeys, sliced.touchpoints) == (whole.journeys, whole.touchpoints)
         assert _snapshot(ws) == expected
+        # the slices' Parquet scratch directory was beside the database, and is gone again
+        assert [p.parent for p in made] == [tmp_path / "ws"]
+        assert not made[0].exists()
 
 
 def test_the_slice_count_follows_duckdbs_memory_limit(tmp_path, monkeypatch, touchpoint_table):
@@ -819,13 +828,21 @@ def test_the_slice_count_follows_duckdbs_memory_limit(tmp_path, monkeypatch, tou
         monkeypatch.setattr(B, "MIN_SLICE_ROWS", 1)
         monkeypatch.setattr(B, "BYTES_PER_SLICE_ROW", 100 * 2**20)  # 4 rows per slice: 2 slices
         assert B._slices(ws, None) == 2
+        # at most MAX_SLICE_ROWS per slice, whatever the limit allows: 3 rows per slice, 3 slices
+        monkeypatch.setattr(B, "MAX_SLICE_ROWS", 3)
+        assert B._slices(ws, None) == 3
+        monkeypatch.setattr(B, "BYTES_PER_SLICE_ROW", 1)  # the limit allows all 7 rows: the cap still holds
+        assert B._slices(ws, None) == 3
         assert build(ws).touchpoints == 7
 
 
 @pytest.mark.parametrize("backend", ["duckdb"], indirect=True)
 def test_a_sliced_build_that_fails_half_way_leaves_the_last_build_as_it_was(
-    backend, make_workspace, touchpoint_table
+    backend, make_workspace, touchpoint_table, tmp_path, monkeypatch
 ):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where a connection's scratch goes
     ws = make_workspace(backend, BEFORE)
     build(ws)
     before = _snapshot(ws)
@@ -838,6 +855,7 @@ def test_a_sliced_build_that_fails_half_way_leaves_the_last_build_as_it_was(
     with pytest.raises(KeyboardInterrupt):
         build(ws, full=True, slice_rows=2, progress=interrupt)
     assert _snapshot(ws) == before  # dan and the login are not in: the old tables are untouched
+    assert list(tmp_path.iterdir()) == []  # nor is the slices' Parquet scratch left behind
     again = build(ws, full=True, slice_rows=2)
     assert (again.mode, again.touchpoints) == ("full", 10)
     assert {row["person_id"] for row in _rows(ws.journeys)} == {"ann", "bob", "cat", "dan"}
