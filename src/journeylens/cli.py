@@ -337,7 +337,10 @@ def build(
     journey_model: Annotated[str | None, typer.Option("--journey-model", help="Journey model YAML (default: the built-in one).")] = None,
     full: Annotated[bool, typer.Option("--full", help="Rebuild everything, not only the persons with new data.")] = False,
 ) -> None:
-    """Turn touchpoints into journeys and phases (incremental after new imports)."""
+    """Turn touchpoints into journeys and phases (incremental after new imports).
+
+    Exit status: 0 built; 4 out of memory or disk space (the workspace keeps its last build).
+    """
     from journeylens.journeys import build as run_build
     from journeylens.journeys.models.phase_model import coverage_report, load_phase_model
 

@@ -59,3 +59,11 @@ class SpecError(JourneyLensError):
 
     code = "invalid_spec"
     exit_code = 2
+
+
+class OutOfResourcesError(JourneyLensError):
+    """Work ran out of memory or disk space; nothing the user can see was changed."""
+
+    code = "out_of_resources"
+    #: not 3, which ``ingest`` uses for "some rows quarantined"
+    exit_code = 4

@@ -95,8 +95,11 @@ class Workspace:
         self._save_settings()
         self.read_only = read_only
         config: dict[str, Any] = {}
+        # DuckDB's memory limit: the argument, else the workspace's setting (``memory_limit: 4GB`` in
+        # workspace.yaml, for the CLI and the server), else DuckDB's own (80% of the machine's memory)
+        memory_limit = memory_limit or self.settings.get("memory_limit")
         if memory_limit:
-            config["memory_limit"] = memory_limit
+            config["memory_limit"] = str(memory_limit)
         self.con: BaseBackend = _connect_duckdb(self.path / DATABASE_FILE, read_only=read_only, **config)
         self.engine = "duckdb"
         if not read_only:
@@ -296,6 +299,13 @@ def _connect_duckdb(file: Path, *, read_only: bool, **config: Any) -> BaseBacken
 
     try:
         return ibis.duckdb.connect(str(file), read_only=read_only, **config)
+    except (duckdb.InvalidInputException, duckdb.ParserException) as exc:
+        if "memory_limit" not in config:
+            raise
+        raise WorkspaceError(
+            f"workspace {file.parent}: memory_limit {config['memory_limit']!r} is not a size DuckDB understands "
+            f"(in {SETTINGS_FILE} or the memory_limit argument); expected e.g. 4GB or 512MB ({str(exc).splitlines()[0]})"
+        ) from None
     except duckdb.IOException as exc:
         text = str(exc)
         if "lock" in text.lower():

@@ -859,3 +859,100 @@ def test_a_sliced_build_that_fails_half_way_leaves_the_last_build_as_it_was(
     again = build(ws, full=True, slice_rows=2)
     assert (again.mode, again.touchpoints) == ("full", 10)
     assert {row["person_id"] for row in _rows(ws.journeys)} == {"ann", "bob", "cat", "dan"}
+
+
+# -- running out of memory or disk ---------------------------------------------------------------------
+
+
+def test_a_build_that_runs_out_of_memory_says_what_to_do_and_keeps_the_last_build(
+    tmp_path, monkeypatch, touchpoint_table
+):
+    import importlib
+
+    import duckdb
+
+    from journeylens.errors import OutOfResourcesError
+
+    B = importlib.import_module("journeylens.journeys.build")
+    with Workspace(tmp_path / "ws", memory_limit="1GB") as ws:
+        ws.con.insert("touchpoints", touchpoint_table(BEFORE))
+        build(ws)
+        before = _snapshot(ws)
+        ws.con.insert("touchpoints", touchpoint_table(APPENDED, import_id=2))
+
+        def oom(*args: Any, **kwargs: Any) -> Any:
+            raise duckdb.OutOfMemoryException("Out of Memory Error: could not allocate block of size 256.0 KiB")
+
+        monkeypatch.setattr(B, "journey_rows", oom)
+        for full in (False, True):
+            with pytest.raises(OutOfResourcesError) as err:
+                build(ws, full=full)
+            # DuckDB reports 1GB as 953.6 MiB: 0.9 GiB
+            assert err.value.message == (
+                f"workspace {tmp_path / 'ws'}: the build ran out of memory (DuckDB's memory limit is 0.9 GiB); "
+                "nothing was changed: the workspace keeps its last build. Close other programs, or set a lower "
+                "memory_limit (e.g. `memory_limit: 4GB` in workspace.yaml): DuckDB then spills to disk and the "
+                "build works in smaller slices of persons"
+            )
+            assert (err.value.code, err.value.exit_code) == ("out_of_resources", 4)
+            assert _snapshot(ws) == before
+
+
+def test_a_sliced_build_that_runs_out_of_disk_says_so_and_removes_its_scratch(tmp_path, monkeypatch, touchpoint_table):
+    import importlib
+    import tempfile
+
+    import duckdb
+
+    from journeylens.errors import OutOfResourcesError
+
+    B = importlib.import_module("journeylens.journeys.build")
+    with Workspace(tmp_path / "ws") as ws:
+        ws.con.insert("touchpoints", touchpoint_table(BEFORE))
+        build(ws)
+        before = _snapshot(ws)
+        made: list[Path] = []
+        mkdtemp = tempfile.mkdtemp
+        monkeypatch.setattr(tempfile, "mkdtemp", lambda **kw: made.append(Path(mkdtemp(**kw))) or str(made[-1]))
+
+        def full_disk(*args: Any, **kwargs: Any) -> Any:
+            raise duckdb.IOException('IO Error: Could not write file "x.parquet": No space left on device')
+
+        monkeypatch.setattr(B, "_build_slice", full_disk)
+        with pytest.raises(OutOfResourcesError) as err:
+            build(ws, full=True, slice_rows=2)
+        assert err.value.message.startswith(
+            f"workspace {tmp_path / 'ws'}: the disk ran out of space during the build (IO Error: Could not write "
+            'file "x.parquet": No space left on device); nothing was changed: the workspace keeps its last build.'
+        )
+        assert _snapshot(ws) == before
+        assert len(made) == 1 and not made[0].exists()
+
+        # any other I/O error is not a full disk, and stays what it is
+        def other(*args: Any, **kwargs: Any) -> Any:
+            raise duckdb.IOException("IO Error: Cannot open file: permission denied")
+
+        monkeypatch.setattr(B, "_build_slice", other)
+        with pytest.raises(duckdb.IOException, match="permission denied"):
+            build(ws, full=True, slice_rows=2)
+
+
+def test_the_memory_limit_can_be_a_workspace_setting(tmp_path):
+    import importlib
+
+    from journeylens.errors import WorkspaceError
+
+    B = importlib.import_module("journeylens.journeys.build")
+    (tmp_path / "ws").mkdir()
+    (tmp_path / "ws" / "workspace.yaml").write_text("version: 1\ntimezone: UTC\nmemory_limit: 500MB\n")
+    with Workspace(tmp_path / "ws") as ws:
+        assert B.memory_limit_bytes(ws) == int(476.8 * 2**20)  # DuckDB reports 500 MB as 476.8 MiB
+    with Workspace(tmp_path / "ws", memory_limit="1GB") as ws:  # the argument wins
+        assert B.memory_limit_bytes(ws) == int(953.6 * 2**20)
+    (tmp_path / "ws" / "workspace.yaml").write_text("version: 1\ntimezone: UTC\nmemory_limit: lots\n")
+    with pytest.raises(WorkspaceError) as err:
+        Workspace(tmp_path / "ws")
+    assert err.value.message.startswith(
+        f"workspace {tmp_path / 'ws'}: memory_limit 'lots' is not a size DuckDB understands (in workspace.yaml "
+        "or the memory_limit argument); expected e.g. 4GB or 512MB"
+    )

@@ -600,6 +600,44 @@ def last_build(ws: Workspace) -> dict[str, Any] | None:
     return rows[0] if rows else None
 
 
+def _out_of_resources(func: Callable[..., BuildResult]) -> Callable[..., BuildResult]:
+    """A build that runs out of memory or disk space raises :class:`OutOfResourcesError` with what to do,
+    not DuckDB's error: the tables a reader sees are then still the last build's (a sliced build writes
+    into ``_jl_next_*`` tables and swaps them in at the end; the others run in one transaction)."""
+    import errno
+    import functools
+
+    @functools.wraps(func)
+    def wrapper(ws: Workspace, **kwargs: Any) -> BuildResult:
+        import duckdb
+
+        from journeylens.errors import OutOfResourcesError
+
+        unchanged = "nothing was changed: the workspace keeps its last build"
+        try:
+            return func(ws, **kwargs)
+        except (MemoryError, duckdb.OutOfMemoryException):
+            limit = memory_limit_bytes(ws)
+            where = f"DuckDB's memory limit is {limit / 2**30:.1f} GiB" if limit else "the machine's memory"
+            raise OutOfResourcesError(
+                f"workspace {ws.location}: the build ran out of memory ({where}); {unchanged}. Close other "
+                "programs, or set a lower memory_limit (e.g. `memory_limit: 4GB` in workspace.yaml): DuckDB "
+                "then spills to disk and the build works in smaller slices of persons"
+            ) from None
+        except (OSError, duckdb.IOException) as exc:
+            text = str(exc)
+            if getattr(exc, "errno", None) != errno.ENOSPC and "no space left" not in text.lower():
+                raise
+            raise OutOfResourcesError(
+                f"workspace {ws.location}: the disk ran out of space during the build ({text.splitlines()[0]}); "
+                f"{unchanged}. A full build needs free space beside the database for a Parquet copy of the "
+                "touchpoints (removed afterwards) and for DuckDB's spill files"
+            ) from None
+
+    return wrapper
+
+
+@_out_of_resources
 def build(
     ws: Workspace,
     *,
