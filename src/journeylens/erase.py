@@ -14,7 +14,8 @@ What belongs to the person:
 - in tables holding raw input (a ``raw`` column: the quarantine): every row in which one of the ids
   appears in any text column as a whole token (``p1`` does not match ``p10``).
 
-Derived tables are cleaned in place, so no rebuild is needed. The ``erasures`` table logs each erasure
+Derived tables are cleaned in place, so no rebuild is needed. The Parquet scratch that a sliced build
+killed half-way left beside the database (a copy of the touchpoints) is removed. The ``erasures`` table logs each erasure
 with a salted SHA-256 of the person id (a fresh salt per record: whoever knows the id can check that it
 was erased; the log alone reveals nothing), the time and the number of rows per table. After the commit
 DuckDB is checkpointed, so that the write-ahead log holds no copy of the erased rows.
@@ -43,6 +44,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from journeylens.errors import UnusableInputError, WorkspaceError
+from journeylens.journeys.build import remove_build_scratch
 from journeylens.store import quote_identifier as _quote
 
 if TYPE_CHECKING:
@@ -138,6 +140,8 @@ def erase_person(ws: Workspace, person_id: str) -> ErasureReport:
         report = ErasureReport(uuid.uuid4().hex, erased_at, counts, len(anon_list))
         _log(raw, report, person_id)
     raw.execute("CHECKPOINT")
+    # a copy of the touchpoints that a build killed half-way left beside the database
+    remove_build_scratch(ws)
     return report
 
 

@@ -813,6 +813,11 @@ def test_a_sliced_full_build_of_generated_data_equals_a_whole_one(tmp_path, monk
         # the slices' Parquet scratch directory was beside the database, and is gone again
         assert [p.parent for p in made] == [tmp_path / "ws"]
         assert not made[0].exists()
+        # one that a build killed half-way left is removed by the next sliced build
+        (tmp_path / "ws" / ".build-slices-k1ll3d" / "_jl_slice=0").mkdir(parents=True)
+        build(ws, full=True, slice_rows=whole.touchpoints // 2)
+        assert not (tmp_path / "ws" / ".build-slices-k1ll3d").exists()
+        assert _snapshot(ws) == expected
 
 
 def test_the_slice_count_follows_duckdbs_memory_limit(tmp_path, monkeypatch, touchpoint_table):

@@ -127,6 +127,18 @@ def test_nothing_of_the_person_remains(built):
     assert not wal.exists() or PERSON.encode() not in wal.read_bytes()
 
 
+def test_the_scratch_of_a_build_killed_half_way_goes_too(built):
+    # a sliced build writes the touchpoints as Parquet beside the database and removes them when it ends;
+    # a process killed in between (kill -9, power loss) leaves them, with the person in them
+    stale = built / ".build-slices-k1ll3d" / "_jl_slice=0"
+    stale.mkdir(parents=True)
+    (stale / "data_0.parquet").write_bytes(f"...{PERSON}...".encode())
+    with Workspace(built) as ws:
+        erase_person(ws, PERSON)
+    assert not (built / ".build-slices-k1ll3d").exists()
+    assert (built / "journeylens.duckdb").exists()
+
+
 def test_the_id_is_never_sql(built):
     ws_dir = built
     with Workspace(ws_dir) as ws:

@@ -805,7 +805,7 @@ def _build_slices(
     before the disk filled). Readers still see the old tables until :func:`build` swaps the new ones in,
     in one transaction; a build killed half-way leaves only ``_jl_next_*`` tables, replaced by the next.
 
-    The touchpoints are stitched and sorted into their slices once, in one pass that writes a Parquet
+    The touchpoints are stitched and written out by slice once, in one pass that writes a Parquet
     directory per slice (a scratch directory in the workspace, removed afterwards); each slice then reads
     only its own files. Finding each slice's touchpoints by scanning every touchpoint again cost about
     1.2 s per slice at 10M events, so the slice count was a trade between memory and time."""
@@ -818,7 +818,8 @@ def _build_slices(
     by_slice = stitched.mutate(_jl_slice=bucket).drop("person_key", "identified")
     # beside the database when it is a file (the system's temporary directory may be small), else there
     home = ws.path if ws.path is not None and ws.path.is_dir() else None
-    scratch = Path(tempfile.mkdtemp(prefix=".build-slices-", dir=home))
+    remove_build_scratch(ws)
+    scratch = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX, dir=home))
     raw = con.con
     try:
         # the path is an argument, not SQL text; the query is compiled from the build's own expressions
@@ -840,6 +841,22 @@ def _build_slices(
 
 #: the view over the current slice's Parquet files (:func:`_build_slices`)
 _SLICE_SOURCE = "_jl_slice_source"
+#: the name of a sliced build's Parquet scratch directory in the workspace (then random characters)
+SCRATCH_PREFIX = ".build-slices-"
+
+
+def remove_build_scratch(ws: Workspace) -> int:
+    """Remove the Parquet scratch that a sliced build killed half-way left in the workspace (it holds
+    touchpoints, so an erasure removes it too); the number of directories removed.
+
+    Only one process can hold a workspace, and its builds and erasures run one at a time, so any such
+    directory found before a build starts belongs to no running build."""
+    if ws.path is None or not ws.path.is_dir():
+        return 0
+    stale = [p for p in ws.path.glob(SCRATCH_PREFIX + "*") if p.is_dir()]
+    for p in stale:
+        shutil.rmtree(p, ignore_errors=True)
+    return len(stale)
 
 
 def _build_slice(
