@@ -722,7 +722,9 @@ def build(
             subset = subset.drop("person_key", "identified")
             # rows of the affected persons, recomputed; everything else stays as it is
             rows = stage("rows", journey_rows(subset, jm, pm, ids, stage=stage))
-            con.create_table("_jl_new_touch", with_journey_rows(subset, rows), temp=True, overwrite=True)
+            # joined to the touchpoints as they are: the rows hold only the affected persons' event ids, and
+            # the subset would stitch and filter every touchpoint a second time (0.3 s of 1.9 s at 10M)
+            con.create_table("_jl_new_touch", with_journey_rows(tp, rows), temp=True, overwrite=True)
             new_touch = con.table("_jl_new_touch")
             for name in ("journey_touchpoints", "journey_phases", "journeys_base"):
                 con.raw_sql(f"DELETE FROM {name} WHERE person_id IN (SELECT person_key FROM _jl_affected)")  # noqa: S608 - fixed names
