@@ -793,14 +793,20 @@ def test_a_sliced_full_build_equals_a_whole_one(backend, make_workspace, touchpo
     assert _snapshot(ws) == expected
 
 
-def test_a_sliced_full_build_of_generated_data_equals_a_whole_one(tmp_path, monkeypatch):
+def _recorded_scratch(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """The directories ``tempfile.mkdtemp`` makes from now on (a sliced build's Parquet scratch)."""
     import tempfile
-
-    from journeylens.demo import generate
 
     made: list[Path] = []
     mkdtemp = tempfile.mkdtemp
     monkeypatch.setattr(tempfile, "mkdtemp", lambda **kw: made.append(Path(mkdtemp(**kw))) or str(made[-1]))
+    return made
+
+
+def test_a_sliced_full_build_of_generated_data_equals_a_whole_one(tmp_path, monkeypatch):
+    from journeylens.demo import generate
+
+    made = _recorded_scratch(monkeypatch)
     with Workspace(tmp_path / "ws") as ws:
         for touchpoints, persons in generate(300, seed=11):
             ws.ingest_persons(persons)
@@ -905,7 +911,6 @@ def test_a_build_that_runs_out_of_memory_says_what_to_do_and_keeps_the_last_buil
 
 def test_a_sliced_build_that_runs_out_of_disk_says_so_and_removes_its_scratch(tmp_path, monkeypatch, touchpoint_table):
     import importlib
-    import tempfile
 
     import duckdb
 
@@ -916,9 +921,7 @@ def test_a_sliced_build_that_runs_out_of_disk_says_so_and_removes_its_scratch(tm
         ws.con.insert("touchpoints", touchpoint_table(BEFORE))
         build(ws)
         before = _snapshot(ws)
-        made: list[Path] = []
-        mkdtemp = tempfile.mkdtemp
-        monkeypatch.setattr(tempfile, "mkdtemp", lambda **kw: made.append(Path(mkdtemp(**kw))) or str(made[-1]))
+        made = _recorded_scratch(monkeypatch)
 
         def full_disk(*args: Any, **kwargs: Any) -> Any:
             raise duckdb.IOException('IO Error: Could not write file "x.parquet": No space left on device')
