@@ -777,6 +777,80 @@ def test_an_incremental_build_after_an_earlier_link_moves_the_device(
     assert after == _snapshot(ws)
 
 
+# ann's history: a purchase journey (converted), then after a 58-day pause a second one
+HISTORY = {
+    "ann": [
+        ("ad_view", "2024-01-01T10:00", {"channel": "display"}),
+        ("purchase", "2024-01-03T10:00", {"revenue": 30.0}),
+        ("site_visit", "2024-03-01T10:00"),
+        ("product_view", "2024-03-10T10:00"),
+    ]
+}
+
+
+@pytest.mark.parametrize("backend", ["duckdb"], indirect=True)
+@pytest.mark.parametrize(
+    ("new", "rebuilt", "expected"),
+    [
+        # a purchase in the second journey: only that journey is rebuilt (58 days > every timeout before it);
+        # it converts, and is a repeat because the kept first journey converted
+        (("purchase", "2024-03-20T10:00"), 3, {"ann/purchase/1": (2, True, False), "ann/purchase/2": (3, True, True)}),
+        # exactly the purchase timeout (30 days) after the last touchpoint: still the second journey
+        (("site_visit", "2024-04-09T10:00"), 3, {"ann/purchase/1": (2, True, False), "ann/purchase/2": (3, False, True)}),
+        # one second past it: a third journey, and only the new touchpoint is rebuilt
+        (
+            ("site_visit", "2024-04-09T10:00:01"),
+            1,
+            {"ann/purchase/1": (2, True, False), "ann/purchase/2": (2, False, True), "ann/purchase/3": (1, False, True)},
+        ),
+    ],
+    ids=["purchase", "at-the-timeout", "past-the-timeout"],
+)
+def test_an_incremental_build_starts_at_the_last_clean_touchpoint(
+    backend, make_workspace, touchpoint_table, new, rebuilt, expected
+):
+    ws = make_workspace(backend, HISTORY)
+    build(ws)
+    touchpoint, when = new
+    ws.con.insert("touchpoints", touchpoint_table({"new": [(touchpoint, when, {"person_id": "ann"})]}, import_id=2))
+    second = build(ws)
+    assert (second.mode, second.persons_rebuilt, second.touchpoints_rebuilt) == ("incremental", 1, rebuilt)
+    # journey -> (touchpoints, converted, repeat)
+    got = {r["journey_id"]: (r["touchpoints"], r["status"] == "converted", r["repeat"]) for r in _rows(ws.journeys)}
+    assert got == expected
+    after = _snapshot(ws)
+    build(ws, full=True)
+    assert after == _snapshot(ws)
+
+
+@pytest.mark.parametrize("backend", ["duckdb"], indirect=True)
+def test_an_incremental_build_keeps_a_longer_journey_type_running(backend, make_workspace, touchpoint_table):
+    # a job application (60-day timeout) opened by a vacancy, an interview 9 days later, and a new interview
+    # 41 days after that: past the purchase timeout (30 days) but within the job application's, so the new
+    # interview joins the application and the rebuild must start at its opening, not at the new touchpoint
+    ws = make_workspace(
+        backend,
+        {
+            "jo": [
+                ("site_visit", "2024-01-01T10:00", {"content_type": "vacancy"}),
+                ("interview", "2024-01-10T10:00"),
+            ]
+        },
+    )
+    build(ws)
+    ws.con.insert(
+        "touchpoints", touchpoint_table({"new": [("interview", "2024-02-20T10:00", {"person_id": "jo"})]}, import_id=2)
+    )
+    second = build(ws)
+    assert (second.mode, second.touchpoints_rebuilt) == ("incremental", 3)
+    placed = sorted((r["event_id"], r["journey_id"], r["position"]) for r in _rows(ws.journey_touchpoints))
+    assert placed == [
+        ("jo-000", "jo/job_application/1", 1),
+        ("jo-001", "jo/job_application/1", 2),
+        ("new-000", "jo/job_application/1", 3),
+    ]
+
+
 @pytest.mark.parametrize("backend", ["duckdb"], indirect=True)
 @pytest.mark.parametrize("slice_rows", [1, 2, 4])
 def test_a_sliced_full_build_equals_a_whole_one(backend, make_workspace, touchpoint_table, slice_rows):
@@ -894,7 +968,7 @@ def test_a_build_that_runs_out_of_memory_says_what_to_do_and_keeps_the_last_buil
         def oom(*args: Any, **kwargs: Any) -> Any:
             raise duckdb.OutOfMemoryException("Out of Memory Error: could not allocate block of size 256.0 KiB")
 
-        monkeypatch.setattr(B, "journey_rows", oom)
+        monkeypatch.setattr(B, "split_rows", oom)
         for full in (False, True):
             with pytest.raises(OutOfResourcesError) as err:
                 build(ws, full=full)

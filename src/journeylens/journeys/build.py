@@ -37,7 +37,13 @@ from typing import TYPE_CHECKING, Any
 import ibis
 import ibis.expr.types as ir
 
-from journeylens.journeys.stitching import identity_conflicts, identity_links, identity_map, stitch
+from journeylens.journeys.stitching import (
+    ANON_PREFIX,
+    identity_conflicts,
+    identity_links,
+    identity_map,
+    stitch,
+)
 
 if TYPE_CHECKING:
     from journeylens.journeys.models.journey_model import JourneyModel
@@ -82,6 +88,9 @@ class BuildResult:
     journeys: int
     touchpoints: int
     seconds: float
+    #: the touchpoints whose journeys were computed (all of them in a full build; in an incremental one, the
+    #: rebuilt persons' touchpoints from their cut on: see :func:`clean_cuts`)
+    touchpoints_rebuilt: int = -1
 
 
 # -- typing: which journey type each touchpoint belongs to -------------------------------------------------
@@ -196,6 +205,7 @@ def split_journeys(
     pm: PhaseModel | None = None,
     stage: Any = None,
     flagged: bool = False,
+    seq_offsets: ir.Table | None = None,
 ) -> ir.Table:
     """Stitched touchpoints (with ``person_key``) -> each touchpoint's journey_id, type and position.
 
@@ -204,6 +214,10 @@ def split_journeys(
     forward within its journey) and ``phase_regression``, as :meth:`PhaseModel.with_phases` defines them,
     and for :func:`journey_phases` ``_next_ts`` and ``_run_start``; ``t`` may carry its own phase index
     (``phase_index_expr``) as ``_jl_own_phase_index``.
+
+    ``seq_offsets`` (person_key, journey_type, ``_jl_seq0``): ``t`` holds a person's touchpoints from a clean
+    cut on (see :func:`clean_cuts`), after ``_jl_seq0`` journeys of that type; their numbers go on
+    from there.
     """
     if not flagged:
         t = with_journey_flags(t, jm)
@@ -269,8 +283,14 @@ def split_journeys(
         third |= _carried_phase_windows(t, pm, keys, order)
         dropped += _CARRY_SCRATCH
     t = t.mutate(**third)
+    seq = t._seq
+    if seq_offsets is not None:
+        o = seq_offsets.select(_jl_ok="person_key", _jl_ot="journey_type", _jl_seq0="_jl_seq0")
+        t = t.left_join(o, [t.person_key == o._jl_ok, t.journey_type == o._jl_ot]).drop("_jl_ok", "_jl_ot")
+        seq = t._seq + t._jl_seq0.fill_null(0)
+        dropped.append("_jl_seq0")
     out = {
-        "journey_id": t.person_key + "/" + t.journey_type + "/" + t._seq.cast("string"),
+        "journey_id": t.person_key + "/" + t.journey_type + "/" + seq.cast("string"),
         "position": t._rn - t._start_rn + 1,
     }
     if pm is not None:
@@ -344,6 +364,48 @@ def with_journey_rows(touchpoints: ir.Table, rows: ir.Table) -> ir.Table:
     return rest.join(rows.select("event_id", *_DERIVED_TOUCH_COLUMNS), "event_id").select(*TOUCH_COLUMNS)
 
 
+def flagged_rows(
+    touchpoints: ir.Table,
+    jm: JourneyModel,
+    pm: PhaseModel,
+    mapping: ir.Table | None = None,
+    *,
+    keep: tuple[str, ...] = (),
+) -> ir.Table:
+    """Stitched touchpoints as narrow rows with the rules' facts (:func:`with_journey_flags` and the own
+    phase index), what :func:`split_rows` sorts; ``keep``: more columns of ``touchpoints`` to carry."""
+    touchpoints = touchpoints.drop(
+        *[c for c in ("row_hash", "import_id") if c in touchpoints.columns and c not in keep]
+    )
+    stitched = stitch(touchpoints, mapping)
+    stitched = with_journey_flags(
+        stitched.mutate(_jl_own_phase_index=pm.phase_index_expr(stitched, person="person_key")), jm
+    )
+    return stitched.select(
+        "event_id",
+        "person_key",
+        "identified",
+        "timestamp",
+        "_jl_own_phase_index",
+        *flag_columns(stitched),
+        *keep,
+    )
+
+
+def split_rows(
+    t: ir.Table,
+    jm: JourneyModel,
+    pm: PhaseModel,
+    *,
+    stage: Any = _no_stage,
+    seq_offsets: ir.Table | None = None,
+) -> ir.Table:
+    """:func:`flagged_rows` -> the rows :func:`journey_rows` describes."""
+    t = split_journeys(t, jm, pm=pm, stage=stage, flagged=True, seq_offsets=seq_offsets)
+    t = t.mutate(person_id=t.person_key)
+    return t.select("event_id", *_DERIVED_TOUCH_COLUMNS, "timestamp", "_next_ts", "_run_start")
+
+
 def journey_rows(
     touchpoints: ir.Table,
     jm: JourneyModel,
@@ -363,25 +425,18 @@ def journey_rows(
     ``stage(name, expr) -> table`` may materialise intermediate steps (the build does, on DuckDB: a
     step used several times is then computed once).
     """
-    touchpoints = touchpoints.drop(*[c for c in ("row_hash", "import_id") if c in touchpoints.columns])
-    stitched = stitch(touchpoints, mapping)
-    stitched = with_journey_flags(
-        stitched.mutate(_jl_own_phase_index=pm.phase_index_expr(stitched, person="person_key")), jm
-    )
-    narrow = stitched.select(
-        "event_id", "person_key", "identified", "timestamp", "_jl_own_phase_index", *flag_columns(stitched)
-    )
-    t = stage("stitched", narrow)
-    t = split_journeys(t, jm, pm=pm, stage=stage, flagged=True)
-    t = t.mutate(person_id=t.person_key)
-    return t.select("event_id", *_DERIVED_TOUCH_COLUMNS, "timestamp", "_next_ts", "_run_start")
+    t = stage("stitched", flagged_rows(touchpoints, jm, pm, mapping))
+    return split_rows(t, jm, pm, stage=stage)
 
 
 # -- journeys --------------------------------------------------------------------------------------------
 
 
-def journeys_base(jt: ir.Table, jm: JourneyModel) -> ir.Table:
+def journeys_base(jt: ir.Table, jm: JourneyModel, *, earlier: ir.Table | None = None) -> ir.Table:
     """One row per journey from ``journey_touchpoints`` (status is added when read: see :func:`journeys_view`).
+
+    ``earlier`` (person_key, journey_type, ``_jl_conv0``): ``jt`` holds a person's journeys from a clean cut on
+    (see :func:`clean_cuts`), after ``_jl_conv0`` converted journeys of that type (for ``repeat``).
 
     A model without an ``involvement`` block builds like any other: ``human_contacts`` is 0 for every
     journey (the model names no human-contact channels; likewise with an empty ``human_contact_channels``)
@@ -423,12 +478,18 @@ def journeys_base(jt: ir.Table, jm: JourneyModel) -> ir.Table:
         timeout_days=_per_type(jm, agg, "timeout_days", "float64"),
         has_conversion=agg.journey_type.isin([jt.name for jt in jm.journey_types if jt.conversion]),
     )
+    columns = agg.columns
+    offset: ir.IntegerValue = ibis.literal(0, "int64")
+    if earlier is not None:
+        e = earlier.select(_jl_ep="person_key", _jl_et="journey_type", _jl_conv0="_jl_conv0")
+        agg = agg.left_join(e, [agg.person_id == e._jl_ep, agg.journey_type == e._jl_et])
+        offset = agg._jl_conv0.fill_null(0)
     w = ibis.cumulative_window(
         group_by=[agg.person_id, agg.journey_type], order_by=[agg.start, agg.journey_id]
     )
     converted = agg.converted_at.notnull().cast("int64")
-    earlier = converted.sum().over(w) - converted
-    agg = agg.mutate(repeat=(agg.has_conversion & (earlier > 0)))
+    before = converted.sum().over(w) - converted + offset
+    agg = agg.mutate(repeat=(agg.has_conversion & (before > 0))).select(*columns, "repeat")
     return agg.mutate(involvement=_involvement(jm, agg))
 
 
@@ -504,6 +565,70 @@ def journey_phases(jt: ir.Table) -> ir.Table:
         seconds_in_phase=spent.sum(),
         touchpoints=t.count(),
         visits=t._run_start.cast("int64").sum(),
+    )
+
+
+# -- incremental builds -----------------------------------------------------------------------------------
+
+
+def incremental_persons(
+    new_touchpoints: ir.Table, old_ids: ir.Table, new_ids: ir.Table, old_journeys: ir.Table
+) -> ir.Table:
+    """The persons an incremental build rebuilds: (person_key, ``_jl_whole``).
+
+    Those with new touchpoints, and both keys of every device whose touchpoints a new link moves from one
+    key to another (from an ``anon:`` visitor, or from a person whose link an earlier one displaced):
+    those are rebuilt whole (``_jl_whole``), as their old touchpoints change hands. A device first seen in
+    the new rows moves nothing. ``old_ids``/``new_ids``: the identity map of the last build and of this
+    one; ``old_journeys``: the last build's ``journeys_base``.
+    """
+    new_rows = stitch(new_touchpoints, new_ids)
+    anon = new_rows.filter(new_rows.anonymous_id.notnull()).select("anonymous_id").distinct()
+    o = old_ids.select(_jl_a="anonymous_id", _jl_old="person_id")
+    n = new_ids.select(_jl_b="anonymous_id", _jl_new="person_id")
+    m = anon.left_join(o, anon.anonymous_id == o._jl_a).left_join(n, anon.anonymous_id == n._jl_b)
+    visitor = ibis.literal(ANON_PREFIX) + m.anonymous_id
+    # the device had touchpoints before: it was linked, or it was an unidentified visitor's
+    seen = m._jl_old.notnull() | visitor.isin(old_journeys.person_id)
+    m = m.mutate(_jl_old=m._jl_old.fill_null(visitor), _jl_new=m._jl_new.fill_null(visitor), _jl_seen=seen)
+    moved = m.filter(m._jl_seen & (m._jl_old != m._jl_new))
+    parts = ibis.union(
+        new_rows.select("person_key", _jl_whole=ibis.literal(0, "int64")),
+        moved.select(person_key=moved._jl_old, _jl_whole=ibis.literal(1, "int64")),
+        moved.select(person_key=moved._jl_new, _jl_whole=ibis.literal(1, "int64")),
+    )
+    return parts.group_by("person_key").aggregate(_jl_whole=parts._jl_whole.max() == 1)
+
+
+def clean_cuts(t: ir.Table, jm: JourneyModel) -> ir.Table:
+    """Where each person's rebuild starts: (person_key, ``_cut``), from the narrow flagged rows ``t`` of the
+    persons :func:`incremental_persons` found (with ``_jl_new``, the row is new, and ``_jl_whole``).
+
+    Every rule reads only a person's earlier touchpoints (a gap, the previous row's end, the conversions so
+    far, the claims opened so far), so the touchpoints before a person's first new one keep their
+    journeys. A rebuild can start over at a *clean* row, where every rule starts afresh: more than the
+    default type's timeout after the person's previous touchpoint (a gap for that type, whatever the
+    previous row's type), and, for each other type, more than its timeout after the person's previous
+    touchpoint that may belong to it (its claim segment ends). The journeys before it are kept; the ones
+    from it on are rebuilt, numbered on from the kept ones. ``_cut`` is the timestamp of the latest clean
+    row at or before the first new one (the person's first row when there is none: everything), or NULL
+    for a whole rebuild. The phase model's audience rules count purchases over the whole history: the
+    caller rebuilds whole persons then.
+    """
+    w = ibis.window(group_by=t.person_key, order_by=[t.timestamp, t.event_id], rows=(None, -1))
+    ts = t.timestamp.epoch_seconds()
+    clean = (ts - ts.max().over(w)).fill_null(
+        jm.default_type.timeout_seconds + 1
+    ) > jm.default_type.timeout_seconds
+    for i, jt in enumerate(jm.journey_types):
+        if jt.default:
+            continue
+        last = ibis.ifelse(t[f"_jl_member{i}"], ts, ibis.null("int64")).max().over(w)
+        clean = clean & (last.isnull() | ((ts - last) > jt.timeout_seconds))
+    new_before = t._jl_new.cast("int64").sum().over(w).fill_null(0)
+    c = t.mutate(_jl_clean=clean & (new_before == 0))
+    return c.group_by("person_key").aggregate(
+        _cut=ibis.ifelse(c._jl_whole.any(), ibis.null(c.timestamp.type()), c.timestamp.max(where=c._jl_clean))
     )
 
 
@@ -698,47 +823,79 @@ def build(
     if sliced:
         _build_slices(ws, tp, mapping, conflicts, jm, pm, slices, stage, progress)
     with ws.transaction():
+        if can_increment:
+            # who is rebuilt: against the last build's identity map, before it is replaced
+            watermark_before = int(previous["import_watermark"])
+            persons = incremental_persons(
+                tp.filter(tp.import_id > watermark_before),
+                con.table("identities"),
+                mapping,
+                con.table("journeys_base"),
+            )
+            if pm.audience_rules:  # they count a person's purchases over the whole history
+                persons = persons.mutate(_jl_whole=ibis.literal(True))
+            affected_t = stage("persons", persons)
         if not sliced:
             con.create_table("identities", mapping, overwrite=True)
             con.create_table("identity_conflicts", conflicts, overwrite=True)
             ids = con.table("identities")
         if can_increment:
             mode = "incremental"
-            new_rows = stitch(tp.filter(tp.import_id > int(previous["import_watermark"])), ids)
-            affected_anon = new_rows.filter(new_rows.anonymous_id.notnull()).select("anonymous_id").distinct()
-            keys = [new_rows.select(person_key="person_key")]
-            # whoever held those anonymous ids before: an anon: visitor, or a person whose link an earlier one
-            # (imported late) displaced; from the previous build, so that keys without journeys do not count
-            held = con.table("journey_touchpoints").semi_join(affected_anon, "anonymous_id")
-            keys.append(held.select(person_key="person_id"))
-            linked = ids.semi_join(affected_anon, "anonymous_id").select(person_key="person_id")
-            keys.append(linked)
-            affected = ibis.union(*keys, distinct=True)
-            con.create_table("_jl_affected", affected, temp=True, overwrite=True)
-            affected_t = con.table("_jl_affected")
             n_affected = int(affected_t.count().execute())
             stitched = stitch(tp, ids)
-            subset = stitched.semi_join(affected_t, stitched.person_key == affected_t.person_key)
+            subset = stitched.join(affected_t, "person_key")
+            subset = subset.mutate(_jl_new=subset.import_id > watermark_before)
             subset = subset.drop("person_key", "identified")
-            # rows of the affected persons, recomputed; everything else stays as it is
-            rows = stage("rows", journey_rows(subset, jm, pm, ids, stage=stage))
+            narrow = stage("stitched", flagged_rows(subset, jm, pm, ids, keep=("_jl_new", "_jl_whole")))
+            # from where each person is rebuilt (see clean_cuts); everything before stays as it is
+            # (a person rebuilt whole may have no touchpoints left: an identified visitor's all moved)
+            found = clean_cuts(narrow, jm)
+            cuts = affected_t.left_join(found, "person_key").select(affected_t.person_key, found._cut)
+            con.create_table("_jl_affected", cuts, temp=True, overwrite=True)
+            cuts = con.table("_jl_affected")
+            # per person and type: the journeys kept before the cut, and how many of them converted
+            old_jb = con.table("journeys_base")
+            kept = old_jb.join(cuts, old_jb.person_id == cuts.person_key)
+            kept = kept.filter(kept._cut.notnull() & (kept.start < kept._cut))
+            offsets = stage(
+                "offsets",
+                kept.group_by(["person_key", "journey_type"]).aggregate(
+                    _jl_seq0=kept.count(), _jl_conv0=kept.converted_at.notnull().cast("int64").sum()
+                ),
+            )
+            todo = narrow.join(cuts, "person_key")
+            todo = todo.filter(todo._cut.isnull() | (todo.timestamp >= todo._cut))
+            todo = todo.drop("_cut", "_jl_new", "_jl_whole")
+            rows = stage("rows", split_rows(todo, jm, pm, stage=stage, seq_offsets=offsets))
+            rebuilt = int(rows.count().execute())
             # joined to the touchpoints as they are: the rows hold only the affected persons' event ids, and
             # the subset would stitch and filter every touchpoint a second time (0.3 s of 1.9 s at 10M)
             con.create_table("_jl_new_touch", with_journey_rows(tp, rows), temp=True, overwrite=True)
             new_touch = con.table("_jl_new_touch")
-            for name in ("journey_touchpoints", "journey_phases", "journeys_base"):
-                con.raw_sql(f"DELETE FROM {name} WHERE person_id IN (SELECT person_key FROM _jl_affected)")  # noqa: S608 - fixed names
-            # an anonymous visitor who got identified: their old anon: rows go too
+            # what the rows replace: each affected person's touchpoints, journeys and phases from the cut on
+            # (a journey lies wholly on one side of a clean row); a person rebuilt whole (NULL cut), such as an
+            # anonymous visitor who got identified, loses everything
+            for name, column in (
+                ("journey_touchpoints", "timestamp"),
+                ("journey_phases", "entered_at"),
+                ("journeys_base", "start"),
+            ):
+                con.raw_sql(
+                    f"DELETE FROM {name} USING _jl_affected a WHERE {name}.person_id = a.person_key "  # noqa: S608 - fixed names
+                    f'AND (a._cut IS NULL OR {name}."{column}" >= a._cut)'
+                )
             con.insert("journey_touchpoints", new_touch)
             con.insert("journey_phases", journey_phases(rows))
             con.insert(
-                "journeys_base", journeys_base(new_touch, jm).select(*con.table("journeys_base").columns)
+                "journeys_base",
+                journeys_base(new_touch, jm, earlier=offsets).select(*con.table("journeys_base").columns),
             )
             for name in ("_jl_affected", "_jl_new_touch"):
                 con.drop_table(name, force=True)
         else:
             mode = "full"
             n_affected = -1
+            rebuilt = -1
             if sliced:
                 # built outside the transaction (_build_slices); swapped in here, all at once
                 for name in DERIVED_TABLES:
@@ -761,6 +918,8 @@ def build(
         )
         if n_affected < 0:
             n_affected = int(con.table("journeys_base").person_id.nunique().execute())
+        if rebuilt < 0:
+            rebuilt = int(counts[1])
         if not ws.has_table("builds"):
             con.create_table("builds", schema=BUILDS_SCHEMA)
         last_id = ws.table("builds").build_id.max().execute()
@@ -783,7 +942,9 @@ def build(
         import pyarrow as pa
 
         con.insert("builds", ibis.memtable(pa.Table.from_pylist([record], schema=BUILDS_SCHEMA.to_pyarrow())))
-    return BuildResult(build_id, mode, pm.name, jm.name, n_affected, int(counts[0]), int(counts[1]), seconds)
+    return BuildResult(
+        build_id, mode, pm.name, jm.name, n_affected, int(counts[0]), int(counts[1]), seconds, rebuilt
+    )
 
 
 #: the prefix of the tables a sliced build makes (one per :data:`DERIVED_TABLES`) before swapping them in
