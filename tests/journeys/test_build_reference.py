@@ -537,9 +537,9 @@ def two_imports(draw: st.DrawFn) -> tuple[list[dict[str, Any]], list[dict[str, A
 
 def _derived(ws: Workspace) -> dict[str, list[str]]:
     """The derived tables (journeys: the view, with status) as sorted row texts."""
+    names = ("journeys", "journey_touchpoints", "journey_phases", "identities", "identity_conflicts")
     return {
-        name: sorted(repr(sorted(r.items())) for r in ws.table(name).to_pyarrow().to_pylist())
-        for name in ("journeys", "journey_touchpoints", "journey_phases")
+        name: sorted(repr(sorted(r.items())) for r in ws.table(name).to_pyarrow().to_pylist()) for name in names
     }
 
 

@@ -813,8 +813,21 @@ def build(
         return con.create_table(table, expr, temp=True, overwrite=True)
 
     # the links (rows with both ids) once, for the identity map and the conflicts
-    links = stage("links", identity_links(tp))
-    mapping = identity_map(tp, links=links)
+    if can_increment:
+        watermark_before = int(previous["import_watermark"])
+        new_tp = tp.filter(tp.import_id > watermark_before)
+        # only a device that a new row links can change hands: its links are recomputed from all its rows,
+        # and the map and the conflicts of every other device stay as they are
+        relinked = new_tp.filter(new_tp.person_id.notnull() & new_tp.anonymous_id.notnull())
+        relinked = stage("relinked", relinked.select("anonymous_id").distinct())
+        links = stage("links", identity_links(tp.semi_join(relinked, "anonymous_id")))
+        changed = identity_map(tp, links=links)
+        old_ids = con.table("identities")
+        # the whole new map, for finding whom the new rows affect before the table is updated
+        mapping = ibis.union(old_ids.anti_join(relinked, "anonymous_id").select(*changed.columns), changed)
+    else:
+        links = stage("links", identity_links(tp))
+        mapping = identity_map(tp, links=links)
     conflicts = identity_conflicts(tp, links=links)
     slices = 1 if can_increment else _slices(ws, slice_rows)
     sliced = slices > 1
@@ -824,18 +837,19 @@ def build(
         _build_slices(ws, tp, mapping, conflicts, jm, pm, slices, stage, progress)
     with ws.transaction():
         if can_increment:
-            # who is rebuilt: against the last build's identity map, before it is replaced
-            watermark_before = int(previous["import_watermark"])
-            persons = incremental_persons(
-                tp.filter(tp.import_id > watermark_before),
-                con.table("identities"),
-                mapping,
-                con.table("journeys_base"),
-            )
+            # who is rebuilt: against the last build's identity map, before it is updated
+            persons = incremental_persons(new_tp, old_ids, mapping, con.table("journeys_base"))
             if pm.audience_rules:  # they count a person's purchases over the whole history
                 persons = persons.mutate(_jl_whole=ibis.literal(True))
             affected_t = stage("persons", persons)
-        if not sliced:
+            # the relinked devices' rows, replaced (rewriting the whole map cost 1 s at 10M events)
+            for name, rows_ in (("identities", changed), ("identity_conflicts", conflicts)):
+                con.raw_sql(
+                    f"DELETE FROM {name} WHERE anonymous_id IN (SELECT anonymous_id FROM _jl_build_relinked)"  # noqa: S608 - fixed names
+                )
+                con.insert(name, rows_.select(*con.table(name).columns))
+            ids = con.table("identities")
+        elif not sliced:
             con.create_table("identities", mapping, overwrite=True)
             con.create_table("identity_conflicts", conflicts, overwrite=True)
             ids = con.table("identities")
