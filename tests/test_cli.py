@@ -105,3 +105,37 @@ def test_attribution_markov_columns_and_missing_file(tmp_path, write):
     assert all(abs(x - y) < 1e-9 for row, exp in zip(rows, expected, strict=True) for x, y in zip(row, exp, strict=True))
     missing = run("attribution", "--paths", tmp_path / "none.csv")
     assert missing.exit_code == 2 and "no such file" in missing.output
+
+
+def test_a_command_that_runs_out_of_memory_says_what_to_do(tmp_path, monkeypatch):
+    # any command, not only a build: DuckDB's out-of-memory error becomes one line and exit status 4 (as the
+    # build's own OutOfResourcesError), and what to change
+    import duckdb
+
+    from journeylens import cli
+
+    def oom(*args, **kwargs):
+        raise duckdb.OutOfMemoryException(
+            "Out of Memory Error: failed to allocate data of size 1.0 GiB (1.8 GiB/2.0 GiB used)\nPossible solutions: ..."
+        )
+
+    monkeypatch.setattr(cli, "open_workspace", oom)
+    result = run("touchpoints", "-w", tmp_path / "ws")
+    assert result.exit_code == 4
+    assert "Traceback" not in result.output
+    assert " ".join(result.output.split()) == (
+        "error: journeylens ran out of memory (Out of Memory Error: failed to allocate data of size 1.0 GiB "
+        "(1.8 GiB/2.0 GiB used)); nothing was changed. Close other programs, or set a lower memory_limit in "
+        "the workspace's workspace.yaml (e.g. `memory_limit: 4GB`): DuckDB then spills to disk instead"
+    )
+
+
+def test_other_unexpected_errors_are_not_disguised_as_out_of_memory(tmp_path, monkeypatch):
+    from journeylens import cli
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(cli, "open_workspace", broken)
+    result = run("touchpoints", "-w", tmp_path / "ws")
+    assert isinstance(result.exception, RuntimeError) and str(result.exception) == "a bug"

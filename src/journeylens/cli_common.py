@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from journeylens.errors import JourneyLensError
+from journeylens.errors import JourneyLensError, out_of_memory_error
 
 console = Console()
 err_console = Console(stderr=True)
@@ -45,11 +45,17 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
-    """Turn journeylens's own errors into a one-line message and the error's exit code."""
+    """Turn journeylens's own errors, and running out of memory, into a one-line message and the error's exit
+    code."""
     try:
         yield
     except JourneyLensError as exc:
         raise fail(exc.message, exc.exit_code) from None
+    except Exception as exc:
+        oom = out_of_memory_error(exc)
+        if oom is None:
+            raise
+        raise fail(oom.message, oom.exit_code) from None
 
 
 @dataclass

@@ -67,3 +67,22 @@ class OutOfResourcesError(JourneyLensError):
     code = "out_of_resources"
     #: not 3, which ``ingest`` uses for "some rows quarantined"
     exit_code = 4
+
+
+def out_of_memory_error(exc: BaseException) -> OutOfResourcesError | None:
+    """``exc`` as the error users see when it says that memory ran out (DuckDB's limit or the machine's);
+    None for any other error.
+
+    The build has a message of its own (what a build leaves behind); this one serves every other command
+    and request, through the CLI's ``user_errors`` and the HTTP API's error handler.
+    """
+    import duckdb
+
+    if not isinstance(exc, MemoryError | duckdb.OutOfMemoryException):
+        return None
+    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return OutOfResourcesError(
+        f"journeylens ran out of memory ({detail}); nothing was changed. Close other programs, or set a "
+        "lower memory_limit in the workspace's workspace.yaml (e.g. `memory_limit: 4GB`): DuckDB then "
+        "spills to disk instead"
+    )

@@ -81,3 +81,21 @@ def test_register_adds_the_commands():
         assert option in serve.output, option
     keys = runner.invoke(app, ["keys", "--help"])
     assert all(name in keys.output for name in ("create", "list", "revoke"))
+
+
+def test_a_request_that_runs_out_of_memory_answers_503_in_the_error_shape(client):
+    import duckdb
+
+    def boom():
+        raise duckdb.OutOfMemoryException("Out of Memory Error: could not allocate block of size 256.0 KiB")
+
+    client.app.add_api_route("/v1/_test_oom", boom)
+    answer = client.get("/v1/_test_oom")
+    assert answer.status_code == 503
+    assert answer.json() == {
+        "code": "out_of_resources",
+        "message": "journeylens ran out of memory (Out of Memory Error: could not allocate block of size "
+        "256.0 KiB); nothing was changed. Close other programs, or set a lower memory_limit in the "
+        "workspace's workspace.yaml (e.g. `memory_limit: 4GB`): DuckDB then spills to disk instead",
+        "errors": [],
+    }

@@ -47,7 +47,7 @@ from pydantic.json_schema import models_json_schema
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from journeylens import __version__
-from journeylens.errors import UnusableInputError
+from journeylens.errors import UnusableInputError, out_of_memory_error
 from journeylens.keys import ApiKey, UnknownKeyError, create_key, list_keys, revoke_key
 from journeylens.server import segment
 from journeylens.server.events import (
@@ -207,6 +207,15 @@ def _build_app(service: Service, cors_origins: Sequence[str]) -> FastAPI:
             status_code=exc.status_code,
             headers=getattr(exc, "headers", None),
         )
+
+    async def _out_of_memory(request: Request, exc: Exception) -> JSONResponse:
+        # a query or an import that ran out of memory: the client may try again later (or narrower)
+        oom = out_of_memory_error(exc)
+        message = oom.message if oom is not None else "out of memory"
+        return JSONResponse(_error_body("out_of_resources", message), status_code=503)
+
+    app.add_exception_handler(MemoryError, _out_of_memory)
+    app.add_exception_handler(duckdb.OutOfMemoryException, _out_of_memory)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
