@@ -855,70 +855,7 @@ def build(
             ids = con.table("identities")
         if can_increment:
             mode = "incremental"
-            n_affected = int(affected_t.count().execute())
-            stitched = stitch(tp, ids)
-            subset = stitched.join(affected_t, "person_key")
-            subset = subset.mutate(_jl_new=subset.import_id > watermark_before)
-            subset = subset.drop("person_key", "identified")
-            # with the columns journeys_base reads beyond the rows (not sorted by the splitter: joined back)
-            payload = ("channel", "touchpoint", "revenue")
-            narrow = stage(
-                "stitched", flagged_rows(subset, jm, pm, ids, keep=("_jl_new", "_jl_whole", *payload))
-            )
-            # from where each person is rebuilt (see clean_cuts); everything before stays as it is
-            # (a person rebuilt whole may have no touchpoints left: an identified visitor's all moved)
-            found = clean_cuts(narrow, jm)
-            cuts = affected_t.left_join(found, "person_key").select(affected_t.person_key, found._cut)
-            con.create_table("_jl_affected", cuts, temp=True, overwrite=True)
-            cuts = con.table("_jl_affected")
-            # per person and type: the journeys kept before the cut, and how many of them converted
-            old_jb = con.table("journeys_base")
-            kept = old_jb.join(cuts, old_jb.person_id == cuts.person_key)
-            kept = kept.filter(kept._cut.notnull() & (kept.start < kept._cut))
-            offsets = stage(
-                "offsets",
-                kept.group_by(["person_key", "journey_type"]).aggregate(
-                    _jl_seq0=kept.count(), _jl_conv0=kept.converted_at.notnull().cast("int64").sum()
-                ),
-            )
-            todo = narrow.join(cuts, "person_key")
-            todo = todo.filter(todo._cut.isnull() | (todo.timestamp >= todo._cut))
-            todo = todo.drop("_cut", "_jl_new", "_jl_whole", *payload)
-            rows = stage("rows", split_rows(todo, jm, pm, stage=stage, seq_offsets=offsets))
-            rebuilt = int(rows.count().execute())
-            # the touchpoints' rows the rebuilt ones replace: each affected person's from the cut on (a journey
-            # lies wholly on one side of a clean row; NULL: all of them, such as an identified visitor's)
-            jt = con.table("journey_touchpoints")
-            old = jt.join(cuts, jt.person_id == cuts.person_key)
-            old = old.filter(old._cut.isnull() | (old.timestamp >= old._cut))
-            old = stage("old", old.select("event_id", *_DERIVED_TOUCH_COLUMNS))
-            # most come out as they were (new touchpoints only extend the journeys): only the rows that
-            # changed are written (deleting and appending 0.4M rows of 10M cost DuckDB 3 s at its checkpoint)
-            both = rows.join(old, "event_id")
-            same = both.filter(
-                ibis.and_(*[both[c].identical_to(both[f"{c}_right"]) for c in _DERIVED_TOUCH_COLUMNS])
-            ).select("event_id")
-            same = stage("same", same)
-            con.raw_sql(
-                "DELETE FROM journey_touchpoints WHERE event_id IN "  # fixed names
-                "(SELECT event_id FROM _jl_build_old EXCEPT SELECT event_id FROM _jl_build_same)"
-            )
-            fresh = rows.anti_join(same, "event_id")
-            con.insert("journey_touchpoints", with_journey_rows(tp, fresh))
-            # journeys and phases from the cut on, replaced
-            for name, column in (("journey_phases", "entered_at"), ("journeys_base", "start")):
-                con.raw_sql(
-                    f"DELETE FROM {name} USING _jl_affected a WHERE {name}.person_id = a.person_key "  # noqa: S608 - fixed names
-                    f'AND (a._cut IS NULL OR {name}."{column}" >= a._cut)'
-                )
-            con.insert("journey_phases", journey_phases(rows))
-            extra = narrow.select("event_id", *payload)
-            summary = rows.join(extra, "event_id")
-            con.insert(
-                "journeys_base",
-                journeys_base(summary, jm, earlier=offsets).select(*con.table("journeys_base").columns),
-            )
-            con.drop_table("_jl_affected", force=True)
+            n_affected, rebuilt = _rebuild_affected(ws, tp, ids, affected_t, watermark_before, jm, pm, stage)
         else:
             mode = "full"
             n_affected = -1
@@ -972,6 +909,83 @@ def build(
     return BuildResult(
         build_id, mode, pm.name, jm.name, n_affected, int(counts[0]), int(counts[1]), seconds, rebuilt
     )
+
+
+def _rebuild_affected(
+    ws: Workspace,
+    tp: ir.Table,
+    ids: ir.Table,
+    affected_t: ir.Table,
+    watermark_before: int,
+    jm: JourneyModel,
+    pm: PhaseModel,
+    stage: Any,
+) -> tuple[int, int]:
+    """The incremental build's work, inside its transaction: the persons of ``affected_t``
+    (:func:`incremental_persons`) rebuilt from their clean cut on (:func:`clean_cuts`); the persons rebuilt
+    and the touchpoints recomputed."""
+    con = ws.con
+    stitched = stitch(tp, ids)
+    subset = stitched.join(affected_t, "person_key")
+    subset = subset.mutate(_jl_new=subset.import_id > watermark_before)
+    subset = subset.drop("person_key", "identified")
+    # with the columns journeys_base reads beyond the rows (not sorted by the splitter: joined back)
+    payload = ("channel", "touchpoint", "revenue")
+    narrow = stage("stitched", flagged_rows(subset, jm, pm, ids, keep=("_jl_new", "_jl_whole", *payload)))
+    # from where each person is rebuilt (see clean_cuts); everything before stays as it is
+    # (a person rebuilt whole may have no touchpoints left: an identified visitor's all moved)
+    found = clean_cuts(narrow, jm)
+    cuts = affected_t.left_join(found, "person_key").select(affected_t.person_key, found._cut)
+    con.create_table("_jl_affected", cuts, temp=True, overwrite=True)
+    cuts = con.table("_jl_affected")
+    # per person and type: the journeys kept before the cut, and how many of them converted
+    old_jb = con.table("journeys_base")
+    kept = old_jb.join(cuts, old_jb.person_id == cuts.person_key)
+    kept = kept.filter(kept._cut.notnull() & (kept.start < kept._cut))
+    offsets = stage(
+        "offsets",
+        kept.group_by(["person_key", "journey_type"]).aggregate(
+            _jl_seq0=kept.count(), _jl_conv0=kept.converted_at.notnull().cast("int64").sum()
+        ),
+    )
+    todo = narrow.join(cuts, "person_key")
+    todo = todo.filter(todo._cut.isnull() | (todo.timestamp >= todo._cut))
+    todo = todo.drop("_cut", "_jl_new", "_jl_whole", *payload)
+    rows = stage("rows", split_rows(todo, jm, pm, stage=stage, seq_offsets=offsets))
+    # the touchpoints' rows the rebuilt ones replace: each affected person's from the cut on (a journey
+    # lies wholly on one side of a clean row; NULL: all of them, such as an identified visitor's)
+    jt = con.table("journey_touchpoints")
+    old = jt.join(cuts, jt.person_id == cuts.person_key)
+    old = old.filter(old._cut.isnull() | (old.timestamp >= old._cut))
+    old = stage("old", old.select("event_id", *_DERIVED_TOUCH_COLUMNS))
+    # most come out as they were (new touchpoints only extend the journeys): only the rows that
+    # changed are written (deleting and appending 0.4M rows of 10M cost DuckDB 3 s at its checkpoint)
+    both = rows.join(old, "event_id")
+    same = both.filter(
+        ibis.and_(*[both[c].identical_to(both[f"{c}_right"]) for c in _DERIVED_TOUCH_COLUMNS])
+    ).select("event_id")
+    same = stage("same", same)
+    con.raw_sql(
+        "DELETE FROM journey_touchpoints WHERE event_id IN "  # fixed names
+        "(SELECT event_id FROM _jl_build_old EXCEPT SELECT event_id FROM _jl_build_same)"
+    )
+    fresh = rows.anti_join(same, "event_id")
+    con.insert("journey_touchpoints", with_journey_rows(tp, fresh))
+    # journeys and phases from the cut on, replaced
+    for name, column in (("journey_phases", "entered_at"), ("journeys_base", "start")):
+        con.raw_sql(
+            f"DELETE FROM {name} USING _jl_affected a WHERE {name}.person_id = a.person_key "  # noqa: S608 - fixed names
+            f'AND (a._cut IS NULL OR {name}."{column}" >= a._cut)'
+        )
+    con.insert("journey_phases", journey_phases(rows))
+    extra = narrow.select("event_id", *payload)
+    summary = rows.join(extra, "event_id")
+    con.insert(
+        "journeys_base",
+        journeys_base(summary, jm, earlier=offsets).select(*con.table("journeys_base").columns),
+    )
+    con.drop_table("_jl_affected", force=True)
+    return int(affected_t.count().execute()), int(rows.count().execute())
 
 
 #: the prefix of the tables a sliced build makes (one per :data:`DERIVED_TABLES`) before swapping them in
