@@ -139,3 +139,25 @@ def test_other_unexpected_errors_are_not_disguised_as_out_of_memory(tmp_path, mo
     monkeypatch.setattr(cli, "open_workspace", broken)
     result = run("touchpoints", "-w", tmp_path / "ws")
     assert isinstance(result.exception, RuntimeError) and str(result.exception) == "a bug"
+
+
+def test_build_says_what_an_incremental_build_rebuilt(tmp_path, write):
+    # p's two visits and q's: a full build; then one more visit of p's, 60 days after his last one (more than
+    # every timeout): only that touchpoint is rebuilt, the others keep their journeys
+    ws = tmp_path / "ws"
+    rows = "\ne1,p,2024-01-01,web,site_visit\ne2,p,2024-01-02,web,site_visit\ne3,q,2024-01-01,web,site_visit\n"
+    first = write("first.csv", HEADER + rows)
+    later = write("later.csv", HEADER + "\ne4,p,2024-03-02,web,site_visit\n")
+    assert run("ingest", first, "-w", ws).exit_code == 0
+    result = run("build", "-w", ws)
+    assert result.exit_code == 0, result.output
+    assert " ".join(result.output.split()).startswith(
+        "built 2 journeys from 3 touchpoints with phase model five-phase (rebuilt everything)"
+    )
+    assert run("ingest", later, "-w", ws).exit_code == 0
+    result = run("build", "-w", ws)
+    assert result.exit_code == 0, result.output
+    assert " ".join(result.output.split()).startswith(
+        "built 3 journeys from 4 touchpoints with phase model five-phase (rebuilt 1 touchpoint of 1 person with "
+        "new data)"
+    )

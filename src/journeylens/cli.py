@@ -371,11 +371,14 @@ def journey_summary(ws: Any) -> Any:
 
 
 def report_build(result: Any, summary: Any) -> None:
-    what = (
-        "rebuilt everything"
-        if result.mode == "full"
-        else f"rebuilt {result.touchpoints_rebuilt:,} touchpoints of {result.persons_rebuilt:,} persons with new data"
-    )
+    if result.mode == "full":
+        what = "rebuilt everything"
+    else:
+        touchpoints, persons = result.touchpoints_rebuilt, result.persons_rebuilt
+        what = (
+            f"rebuilt {touchpoints:,} touchpoint{'' if touchpoints == 1 else 's'} of {persons:,} "
+            f"person{'' if persons == 1 else 's'} with new data"
+        )
     console.print(
         f"built {result.journeys:,} journeys from {result.touchpoints:,} touchpoints with phase model "
         f"[bold]{result.phase_model}[/] ({what}) in {result.seconds:.1f}s",
