@@ -99,3 +99,21 @@ def test_a_request_that_runs_out_of_memory_answers_503_in_the_error_shape(client
         "workspace's workspace.yaml (e.g. `memory_limit: 4GB`): DuckDB then spills to disk instead",
         "errors": [],
     }
+
+
+def test_a_query_that_runs_out_of_memory_on_the_writer_answers_the_same(client, keys, monkeypatch):
+    # queries run on the writer's thread (`wait` translates their errors): the same 503 as any other request
+    import duckdb
+
+    def oom(*args, **kwargs):
+        raise duckdb.OutOfMemoryException("Out of Memory Error: failed to allocate data of size 64.0 MiB")
+
+    monkeypatch.setattr(client.app.state.service, "profile", oom)
+    answer = client.get("/v1/persons/p1/journeys", headers=keys.header("read"))
+    assert answer.status_code == 503
+    assert answer.headers["Retry-After"] == "5"
+    assert answer.json()["code"] == "out_of_resources"
+    assert answer.json()["message"].startswith(
+        "journeylens ran out of memory (Out of Memory Error: failed to allocate data of size 64.0 MiB); "
+        "nothing was changed."
+    )

@@ -102,6 +102,14 @@ class ApiError(Exception):
         self.headers = headers
 
 
+def _out_of_memory_api_error(exc: BaseException) -> ApiError:
+    """Running out of memory, as every request answers it: 503 ``out_of_resources`` with what to do (the
+    CLI's message), and a retry hint: nothing was changed."""
+    oom = out_of_memory_error(exc)
+    message = oom.message if oom is not None else "journeylens ran out of memory; nothing was changed"
+    return ApiError(503, "out_of_resources", message, headers={"Retry-After": "5"})
+
+
 def _error_body(code: str, message: str, errors: Sequence[EventError] = ()) -> dict[str, Any]:
     return {"code": code, "message": message, "errors": [e.__dict__ for e in errors]}
 
@@ -209,10 +217,11 @@ def _build_app(service: Service, cors_origins: Sequence[str]) -> FastAPI:
         )
 
     async def _out_of_memory(request: Request, exc: Exception) -> JSONResponse:
-        # a query or an import that ran out of memory: the client may try again later (or narrower)
-        oom = out_of_memory_error(exc)
-        message = oom.message if oom is not None else "out of memory"
-        return JSONResponse(_error_body("out_of_resources", message), status_code=503)
+        # out of memory outside the writer's queue (which `wait` translates the same way)
+        error = _out_of_memory_api_error(exc)
+        return JSONResponse(
+            _error_body(error.code, error.message), status_code=error.status, headers=error.headers
+        )
 
     app.add_exception_handler(MemoryError, _out_of_memory)
     app.add_exception_handler(duckdb.OutOfMemoryException, _out_of_memory)
@@ -268,8 +277,11 @@ def _build_app(service: Service, cors_origins: Sequence[str]) -> FastAPI:
             return await asyncio.wrap_future(future)
         except UnusableInputError as exc:
             raise ApiError(400, exc.code, exc.message) from None
-        except (duckdb.IOException, duckdb.OutOfMemoryException, duckdb.TransactionException) as exc:
-            # the database could not do it now (disk full, out of memory): nothing was changed; try again
+        except (MemoryError, duckdb.OutOfMemoryException) as exc:
+            _log.error("the workspace ran out of memory: %s", exc)
+            raise _out_of_memory_api_error(exc) from None
+        except (duckdb.IOException, duckdb.TransactionException) as exc:
+            # the database could not do it now (disk full, a conflict): nothing was changed; try again
             _log.error("the workspace failed: %s", exc)
             raise ApiError(
                 503,
