@@ -100,6 +100,8 @@ class Workspace:
         memory_limit = memory_limit or self.settings.get("memory_limit")
         if memory_limit:
             config["memory_limit"] = str(memory_limit)
+        #: the memory limit the user chose, if any (a build then runs under it rather than its own budget)
+        self.memory_limit: str | None = str(memory_limit) if memory_limit else None
         self.con: BaseBackend = _connect_duckdb(self.path / DATABASE_FILE, read_only=read_only, **config)
         self.engine = "duckdb"
         if not read_only:
@@ -112,6 +114,7 @@ class Workspace:
         self = cls.__new__(cls)
         self.path = None  # type: ignore[assignment]
         self.settings = {"timezone": timezone}
+        self.memory_limit = None
         self.read_only = False
         self.con = con
         self.engine = con.name

@@ -983,6 +983,82 @@ def test_a_build_that_runs_out_of_memory_says_what_to_do_and_keeps_the_last_buil
             assert _snapshot(ws) == before
 
 
+def _limits_seen(monkeypatch, B: Any) -> tuple[list[int | None], list[Any]]:
+    """DuckDB's memory limit as each build saw it while it split journeys (full and incremental alike)."""
+    seen: list[int | None] = []
+    split = B.split_rows
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        seen.append(B.memory_limit_bytes(current[0]))
+        return split(*args, **kwargs)
+
+    current: list[Any] = [None]
+    monkeypatch.setattr(B, "split_rows", spy)
+    return seen, current
+
+
+def test_a_build_runs_under_a_memory_budget_in_proportion_to_the_touchpoints_and_restores_the_limit(
+    tmp_path, monkeypatch, touchpoint_table
+):
+    import importlib
+
+    B = importlib.import_module("journeylens.journeys.build")
+    mib = 2**20
+    monkeypatch.setattr(B, "MIN_BUDGET_BYTES", 100 * mib)
+    monkeypatch.setattr(B, "BUDGET_BYTES_PER_TOUCHPOINT", 16 * mib)
+    seen, current = _limits_seen(monkeypatch, B)
+    with Workspace(tmp_path / "ws") as ws:
+        current[0] = ws
+        default = B.memory_limit_bytes(ws)
+        ws.con.insert("touchpoints", touchpoint_table(BEFORE))
+        build(ws)  # 7 touchpoints: 112 MiB is more than the floor
+        ws.con.insert("touchpoints", touchpoint_table(APPENDED, import_id=2))
+        build(ws)  # 10 touchpoints: 160 MiB
+        monkeypatch.setattr(B, "BUDGET_BYTES_PER_TOUCHPOINT", 1 * mib)
+        build(ws, full=True)  # 10 MiB: the floor, 100 MiB
+        assert seen == [112 * mib, 160 * mib, 100 * mib]
+        # the queries after a build run under DuckDB's own limit again
+        assert B.memory_limit_bytes(ws) == default
+
+
+def test_a_memory_limit_the_user_set_is_the_builds_limit(tmp_path, monkeypatch, touchpoint_table):
+    import importlib
+
+    B = importlib.import_module("journeylens.journeys.build")
+    monkeypatch.setattr(B, "MIN_BUDGET_BYTES", 2**20)
+    seen, current = _limits_seen(monkeypatch, B)
+    with Workspace(tmp_path / "ws", memory_limit="3GiB") as ws:
+        current[0] = ws
+        ws.con.insert("touchpoints", touchpoint_table(BEFORE))
+        build(ws)
+        assert seen == [3 * 2**30]
+
+
+def test_a_build_that_runs_out_of_its_memory_budget_says_how_to_give_it_more(tmp_path, monkeypatch, touchpoint_table):
+    import importlib
+
+    import duckdb
+
+    from journeylens.errors import OutOfResourcesError
+
+    B = importlib.import_module("journeylens.journeys.build")
+    monkeypatch.setattr(B, "MIN_BUDGET_BYTES", 768 * 2**20)
+
+    def oom(*args: Any, **kwargs: Any) -> Any:
+        raise duckdb.OutOfMemoryException("Out of Memory Error: could not allocate block of size 256.0 KiB")
+
+    monkeypatch.setattr(B, "split_rows", oom)
+    with Workspace(tmp_path / "ws") as ws:
+        ws.con.insert("touchpoints", touchpoint_table(BEFORE))
+        with pytest.raises(OutOfResourcesError) as err:
+            build(ws)
+        assert err.value.message == (
+            f"workspace {tmp_path / 'ws'}: the build ran out of memory (its default budget, 0.8 GiB); nothing was "
+            "changed: the workspace keeps its last build. Give it more with a memory_limit (e.g. `memory_limit: "
+            "8GB` in workspace.yaml): a build uses the limit you set"
+        )
+
+
 def test_a_sliced_build_that_runs_out_of_disk_says_so_and_removes_its_scratch(tmp_path, monkeypatch, touchpoint_table):
     import importlib
 

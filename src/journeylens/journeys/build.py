@@ -28,7 +28,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -696,6 +696,43 @@ def memory_limit_bytes(ws: Workspace) -> int | None:
     return int(float(match.group(1)) * _UNIT[match.group(2).lower()])
 
 
+#: a build's default DuckDB memory budget: this much per touchpoint (15 GB at 100M events) ...
+BUDGET_BYTES_PER_TOUCHPOINT = 150
+#: ... and at least this much (10M events: a full build peaked at 2.5 GB of the 19 GB DuckDB allows itself
+#: on a 24 GB machine by default, holding what it had read; under this budget, at 1.7 GB, as fast)
+MIN_BUDGET_BYTES = 1_500 * 2**20
+
+
+@contextlib.contextmanager
+def memory_budget(ws: Workspace) -> Iterator[int | None]:
+    """Run a build under a DuckDB memory limit in proportion to the workspace's touchpoints (see
+    :data:`BUDGET_BYTES_PER_TOUCHPOINT`), unless the user set one (``memory_limit``): the budget, or None.
+
+    DuckDB's own default is 80% of the machine's memory, and it keeps what it has read while it is under
+    it; a build needs far less, and the slices (:func:`_slices`) follow the budget. The limit is restored
+    afterwards, for the queries that follow on the same connection."""
+    limit = memory_limit_bytes(ws)
+    if ws.engine != "duckdb" or getattr(ws, "memory_limit", None) is not None or limit is None:
+        yield None
+        return
+    rows = int(ws.touchpoints.count().execute())
+    budget = max(MIN_BUDGET_BYTES, rows * BUDGET_BYTES_PER_TOUCHPOINT)
+    if budget >= limit:
+        yield None
+        return
+    raw = ws.con.con
+    # a number of our own, not user input
+    raw.execute(f"SET memory_limit = '{budget // 2**20}MiB'")
+    try:
+        yield budget
+    finally:
+        import duckdb
+
+        # after a fatal DuckDB error the connection may refuse this; it is closed then anyway
+        with contextlib.suppress(duckdb.Error):
+            raw.execute("RESET memory_limit")
+
+
 def _slices(ws: Workspace, slice_rows: int | None) -> int:
     """How many slices a full build runs in: as many as it takes for each slice's touchpoints to fit in
     DuckDB's memory limit and hold at most :data:`MAX_SLICE_ROWS` (``slice_rows`` each when given); always
@@ -741,15 +778,24 @@ def _out_of_resources(func: Callable[..., BuildResult]) -> Callable[..., BuildRe
 
         unchanged = "nothing was changed: the workspace keeps its last build"
         try:
-            return func(ws, **kwargs)
-        except (MemoryError, duckdb.OutOfMemoryException):
-            limit = memory_limit_bytes(ws)
-            where = f"DuckDB's memory limit is {limit / 2**30:.1f} GiB" if limit else "the machine's memory"
-            raise OutOfResourcesError(
-                f"workspace {ws.location}: the build ran out of memory ({where}); {unchanged}. Close other "
-                "programs, or set a lower memory_limit (e.g. `memory_limit: 4GB` in workspace.yaml): DuckDB "
-                "then spills to disk and the build works in smaller slices of persons"
-            ) from None
+            with memory_budget(ws) as budget:
+                try:
+                    return func(ws, **kwargs)
+                except (MemoryError, duckdb.OutOfMemoryException):
+                    limit = memory_limit_bytes(ws)
+                    if budget is not None:
+                        raise OutOfResourcesError(
+                            f"workspace {ws.location}: the build ran out of memory (its default budget, "
+                            f"{budget / 2**30:.1f} GiB); {unchanged}. Give it more with a memory_limit (e.g. "
+                            "`memory_limit: 8GB` in workspace.yaml): a build uses the limit you set"
+                        ) from None
+                    where = f"DuckDB's memory limit is {limit / 2**30:.1f} GiB" if limit else "the machine's memory"
+                    raise OutOfResourcesError(
+                        f"workspace {ws.location}: the build ran out of memory ({where}); {unchanged}. Close "
+                        "other programs, or set a lower memory_limit (e.g. `memory_limit: 4GB` in "
+                        "workspace.yaml): DuckDB then spills to disk and the build works in smaller slices of "
+                        "persons"
+                    ) from None
         except (OSError, duckdb.IOException) as exc:
             text = str(exc)
             if getattr(exc, "errno", None) != errno.ENOSPC and "no space left" not in text.lower():
