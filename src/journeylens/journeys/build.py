@@ -373,11 +373,12 @@ def flagged_rows(
     keep: tuple[str, ...] = (),
 ) -> ir.Table:
     """Stitched touchpoints as narrow rows with the rules' facts (:func:`with_journey_flags` and the own
-    phase index), what :func:`split_rows` sorts; ``keep``: more columns of ``touchpoints`` to carry."""
+    phase index), what :func:`split_rows` sorts; ``keep``: more columns of ``touchpoints`` to carry.
+    Touchpoints that :func:`stitch` has keyed already (``person_key``) are not stitched again."""
     touchpoints = touchpoints.drop(
         *[c for c in ("row_hash", "import_id") if c in touchpoints.columns and c not in keep]
     )
-    stitched = stitch(touchpoints, mapping)
+    stitched = touchpoints if "person_key" in touchpoints.columns else stitch(touchpoints, mapping)
     stitched = with_journey_flags(
         stitched.mutate(_jl_own_phase_index=pm.phase_index_expr(stitched, person="person_key")), jm
     )
@@ -715,7 +716,7 @@ def memory_budget(ws: Workspace) -> Iterator[int | None]:
     if ws.engine != "duckdb" or getattr(ws, "memory_limit", None) is not None or limit is None:
         yield None
         return
-    rows = int(ws.touchpoints.count().execute())
+    rows = int(_value(ws.con, ws.touchpoints.count()))
     budget = max(MIN_BUDGET_BYTES, rows * BUDGET_BYTES_PER_TOUCHPOINT)
     if budget >= limit:
         yield None
@@ -744,7 +745,7 @@ def _slices(ws: Workspace, slice_rows: int | None) -> int:
         slice_rows = MAX_SLICE_ROWS
         if limit is not None:
             slice_rows = min(slice_rows, max(MIN_SLICE_ROWS, limit // BYTES_PER_SLICE_ROW))
-    rows = int(ws.touchpoints.count().execute())
+    rows = int(_value(ws.con, ws.touchpoints.count()))
     return max(1, -(-rows // max(1, slice_rows)))
 
 
@@ -755,12 +756,33 @@ def _config_hash(jm: JourneyModel, pm: PhaseModel) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def _value(con: Any, expr: ir.Scalar) -> Any:
+    """A scalar expression's value. On DuckDB fetched from DuckDB directly: Ibis's ``execute`` loads pandas
+    for it, 0.3 s of every build's time."""
+    if con.name == "duckdb":
+        (value,) = con.con.execute(str(con.compile(expr))).fetchone()
+        return value
+    return expr.execute()
+
+
 def last_build(ws: Workspace) -> dict[str, Any] | None:
     if not ws.has_table("builds"):
         return None
     b = ws.table("builds")
     rows = b.order_by(ibis.desc("build_id")).limit(1).to_pyarrow().to_pylist()
     return rows[0] if rows else None
+
+
+def _last_build_state(ws: Workspace) -> tuple[str, int] | None:
+    """The last build's configuration hash and import watermark, as :func:`_value` fetches a value (the
+    rest of :func:`last_build` would load pandas, for its time stamp)."""
+    if not ws.has_table("builds"):
+        return None
+    b = ws.table("builds")
+    last = b.order_by(ibis.desc("build_id")).limit(1)
+    if _value(ws.con, last.count()) == 0:
+        return None
+    return _value(ws.con, last.config_hash.max()), int(_value(ws.con, last.import_watermark.max()))
 
 
 def _out_of_resources(func: Callable[..., BuildResult]) -> Callable[..., BuildResult]:
@@ -789,7 +811,11 @@ def _out_of_resources(func: Callable[..., BuildResult]) -> Callable[..., BuildRe
                             f"{budget / 2**30:.1f} GiB); {unchanged}. Give it more with a memory_limit (e.g. "
                             "`memory_limit: 8GB` in workspace.yaml): a build uses the limit you set"
                         ) from None
-                    where = f"DuckDB's memory limit is {limit / 2**30:.1f} GiB" if limit else "the machine's memory"
+                    where = (
+                        f"DuckDB's memory limit is {limit / 2**30:.1f} GiB"
+                        if limit
+                        else "the machine's memory"
+                    )
                     raise OutOfResourcesError(
                         f"workspace {ws.location}: the build ran out of memory ({where}); {unchanged}. Close "
                         "other programs, or set a lower memory_limit (e.g. `memory_limit: 4GB` in "
@@ -837,14 +863,14 @@ def build(
     jm = load_journey_model(journey_model or "default")
     con = ws.con
     config = _config_hash(jm, pm)
-    previous = last_build(ws)
+    previous = _last_build_state(ws)
     tp = ws.touchpoints
-    watermark = tp.import_id.max().execute()
+    watermark = _value(con, tp.import_id.max())
     watermark = int(watermark) if watermark is not None and watermark == watermark else 0
     can_increment = (
         not full
         and previous is not None
-        and previous["config_hash"] == config
+        and previous[0] == config
         and all(ws.has_table(name) for name in DERIVED_TABLES)
         and ws.engine == "duckdb"
     )
@@ -860,7 +886,7 @@ def build(
 
     # the links (rows with both ids) once, for the identity map and the conflicts
     if can_increment:
-        watermark_before = int(previous["import_watermark"])
+        watermark_before = previous[1]
         new_tp = tp.filter(tp.import_id > watermark_before)
         # only a device that a new row links can change hands: its links are recomputed from all its rows,
         # and the map and the conflicts of every other device stay as they are
@@ -923,16 +949,16 @@ def build(
             con.drop_table(table, force=True)
         _refresh_views(ws)
         counts = (
-            con.table("journeys_base").count().execute(),
-            con.table("journey_touchpoints").count().execute(),
+            _value(con, con.table("journeys_base").count()),
+            _value(con, con.table("journey_touchpoints").count()),
         )
         if n_affected < 0:
-            n_affected = int(con.table("journeys_base").person_id.nunique().execute())
+            n_affected = int(_value(con, con.table("journeys_base").person_id.nunique()))
         if rebuilt < 0:
             rebuilt = int(counts[1])
         if not ws.has_table("builds"):
             con.create_table("builds", schema=BUILDS_SCHEMA)
-        last_id = ws.table("builds").build_id.max().execute()
+        last_id = _value(con, ws.table("builds").build_id.max())
         # an empty table's max is None on DuckDB but NaN on Spark
         build_id = (int(last_id) if last_id is not None and last_id == last_id else 0) + 1
         seconds = time.perf_counter() - started
@@ -982,7 +1008,6 @@ def _rebuild_affected(
     stitched = stitch(tp, ids)
     subset = stitched.join(affected_t, "person_key")
     subset = subset.mutate(_jl_new=subset.import_id > watermark_before)
-    subset = subset.drop("person_key", "identified")
     # with the columns journeys_base reads beyond the rows (not sorted by the splitter: joined back)
     payload = ("channel", "touchpoint", "revenue")
     narrow = stage("stitched", flagged_rows(subset, jm, pm, ids, keep=("_jl_new", "_jl_whole", *payload)))
@@ -1039,7 +1064,7 @@ def _rebuild_affected(
         journeys_base(summary, jm, earlier=offsets).select(*con.table("journeys_base").columns),
     )
     con.drop_table("_jl_affected", force=True)
-    return int(affected_t.count().execute()), int(rows.count().execute())
+    return int(_value(con, affected_t.count())), int(_value(con, rows.count()))
 
 
 #: the prefix of the tables a sliced build makes (one per :data:`DERIVED_TABLES`) before swapping them in
@@ -1076,7 +1101,7 @@ def _build_slices(
     ids = con.table(_NEXT + "identities")
     stitched = stitch(tp, ids)
     bucket = ((stitched.person_key.hash() % slices) + slices) % slices
-    by_slice = stitched.mutate(_jl_slice=bucket).drop("person_key", "identified")
+    by_slice = stitched.mutate(_jl_slice=bucket)  # keyed: a slice is not stitched again
     # beside the database when it is a file (the system's temporary directory may be small), else there
     home = ws.path if ws.path is not None and ws.path.is_dir() else None
     remove_build_scratch(ws)
