@@ -1036,7 +1036,8 @@ def _rebuild_affected(
     jt = con.table("journey_touchpoints")
     old = jt.join(cuts, jt.person_id == cuts.person_key)
     old = old.filter(old._cut.isnull() | (old.timestamp >= old._cut))
-    old = stage("old", old.select("event_id", *_DERIVED_TOUCH_COLUMNS))
+    # whole rows: the changed ones are written back from here, not found in a scan of every touchpoint
+    old = stage("old", old.select(*TOUCH_COLUMNS))
     # most come out as they were (new touchpoints only extend the journeys): only the rows that
     # changed are written (deleting and appending 0.4M rows of 10M cost DuckDB 3 s at its checkpoint)
     both = rows.join(old, "event_id")
@@ -1049,7 +1050,12 @@ def _rebuild_affected(
         "(SELECT event_id FROM _jl_build_old EXCEPT SELECT event_id FROM _jl_build_same)"
     )
     fresh = rows.anti_join(same, "event_id")
-    con.insert("journey_touchpoints", with_journey_rows(tp, fresh))
+    # a fresh row is new (DuckDB skips the old imports' row groups by their import_id range) or was one
+    # of the old rows; their own columns come from there, the derived ones from the rebuild
+    own = [c for c in TOUCH_COLUMNS if c not in _DERIVED_TOUCH_COLUMNS]
+    kept = old.select(*own)
+    new_tp = tp.filter(tp.import_id > watermark_before).select(*own).cast(kept.schema())
+    con.insert("journey_touchpoints", with_journey_rows(ibis.union(new_tp, kept), fresh))
     # journeys and phases from the cut on, replaced
     for name, column in (("journey_phases", "entered_at"), ("journeys_base", "start")):
         con.raw_sql(
