@@ -700,7 +700,7 @@ def memory_limit_bytes(ws: Workspace) -> int | None:
 #: a build's default DuckDB memory budget: this much per touchpoint (15 GB at 100M events) ...
 BUDGET_BYTES_PER_TOUCHPOINT = 150
 #: ... and at least this much (10M events: a full build peaked at 2.5 GB of the 19 GB DuckDB allows itself
-#: on a 24 GB machine by default, holding what it had read; under this budget, at 1.7 GB, as fast)
+#: on a 24 GB machine by default, holding what it had read; under this budget, at 1.8 GB, as fast)
 MIN_BUDGET_BYTES = 1_500 * 2**20
 
 
@@ -713,7 +713,7 @@ def memory_budget(ws: Workspace) -> Iterator[int | None]:
     it; a build needs far less, and the slices (:func:`_slices`) follow the budget. The limit is restored
     afterwards, for the queries that follow on the same connection."""
     limit = memory_limit_bytes(ws)
-    if ws.engine != "duckdb" or getattr(ws, "memory_limit", None) is not None or limit is None:
+    if ws.engine != "duckdb" or ws.memory_limit is not None or limit is None:
         yield None
         return
     rows = int(_value(ws.con, ws.touchpoints.count()))
@@ -774,15 +774,18 @@ def last_build(ws: Workspace) -> dict[str, Any] | None:
 
 
 def _last_build_state(ws: Workspace) -> tuple[str, int] | None:
-    """The last build's configuration hash and import watermark, as :func:`_value` fetches a value (the
-    rest of :func:`last_build` would load pandas, for its time stamp)."""
+    """The last build's configuration hash and import watermark; on DuckDB fetched directly, as
+    :func:`_value` does (:func:`last_build` would load pandas for its time stamp)."""
     if not ws.has_table("builds"):
         return None
     b = ws.table("builds")
-    last = b.order_by(ibis.desc("build_id")).limit(1)
-    if _value(ws.con, last.count()) == 0:
-        return None
-    return _value(ws.con, last.config_hash.max()), int(_value(ws.con, last.import_watermark.max()))
+    last = b.order_by(ibis.desc("build_id")).limit(1).select("config_hash", "import_watermark")
+    if ws.con.name == "duckdb":
+        row = ws.con.con.execute(str(ws.con.compile(last))).fetchone()
+    else:
+        rows = last.to_pyarrow().to_pylist()
+        row = (rows[0]["config_hash"], rows[0]["import_watermark"]) if rows else None
+    return None if row is None else (row[0], int(row[1]))
 
 
 def _out_of_resources(func: Callable[..., BuildResult]) -> Callable[..., BuildResult]:
