@@ -1017,9 +1017,14 @@ def _rebuild_affected(
     stitched = stitch(tp, ids)
     subset = stitched.join(affected_t, "person_key")
     subset = subset.mutate(_jl_new=subset.import_id > watermark_before)
-    # with the columns journeys_base reads beyond the rows (not sorted by the splitter: joined back)
+    # with the columns journeys_base reads beyond the rows, and the rest of the touchpoints' own columns
+    # for the rows written back (none sorted by the splitter: joined back). Carried from this one scan of
+    # the touchpoints, they cost 0.3 s at 10M + 1%; reading the rows written back from the stored table
+    # cost 0.5 s more (DuckDB reads every column of every row it joins)
     payload = ("channel", "touchpoint", "revenue")
-    narrow = stage("stitched", flagged_rows(subset, jm, pm, ids, keep=("_jl_new", "_jl_whole", *payload)))
+    own = [c for c in TOUCH_COLUMNS if c not in _DERIVED_TOUCH_COLUMNS]
+    carried = (*payload, *[c for c in own if c not in ("event_id", "timestamp", *payload)])
+    narrow = stage("stitched", flagged_rows(subset, jm, pm, ids, keep=("_jl_new", "_jl_whole", *carried)))
     # from where each person is rebuilt (see clean_cuts); everything before stays as it is
     # (a person rebuilt whole may have no touchpoints left: an identified visitor's all moved)
     found = clean_cuts(narrow, jm)
@@ -1038,17 +1043,17 @@ def _rebuild_affected(
     )
     todo = narrow.join(cuts, "person_key")
     todo = todo.filter(todo._cut.isnull() | (todo.timestamp >= todo._cut))
-    todo = todo.drop("_cut", "_jl_new", "_jl_whole", *payload)
+    todo = todo.drop("_cut", "_jl_new", "_jl_whole", *carried)
     rows = stage("rows", split_rows(todo, jm, pm, stage=stage, seq_offsets=offsets))
     # the touchpoints' rows the rebuilt ones replace: each affected person's from the cut on (a journey
     # lies wholly on one side of a clean row; NULL: all of them, such as an identified visitor's)
     jt = con.table("journey_touchpoints")
     old = jt.join(cuts, jt.person_id == cuts.person_key)
     old = old.filter(old._cut.isnull() | (old.timestamp >= old._cut))
-    # whole rows: the changed ones are written back from here, not found in a scan of every touchpoint
-    old = stage("old", old.select(*TOUCH_COLUMNS))
-    # most come out as they were (new touchpoints only extend the journeys): only the rows that
-    # changed are written (deleting and appending 0.4M rows of 10M cost DuckDB 3 s at its checkpoint)
+    # the derived columns only: most rows come out as they were (new touchpoints only extend the
+    # journeys), and only the rows that changed are written (deleting and appending 0.4M rows of 10M cost
+    # DuckDB 3 s at its checkpoint; reading them whole, 1 s)
+    old = stage("old", old.select("event_id", *_DERIVED_TOUCH_COLUMNS))
     both = rows.join(old, "event_id")
     same = both.filter(
         ibis.and_(*[both[c].identical_to(both[f"{c}_right"]) for c in _DERIVED_TOUCH_COLUMNS])
@@ -1059,12 +1064,8 @@ def _rebuild_affected(
         "(SELECT event_id FROM _jl_build_old EXCEPT SELECT event_id FROM _jl_build_same)"
     )
     fresh = rows.anti_join(same, "event_id")
-    # a fresh row is new (DuckDB skips the old imports' row groups by their import_id range) or was one
-    # of the old rows; their own columns come from there, the derived ones from the rebuild
-    own = [c for c in TOUCH_COLUMNS if c not in _DERIVED_TOUCH_COLUMNS]
-    kept = old.select(*own)
-    new_tp = tp.filter(tp.import_id > watermark_before).select(*own).cast(kept.schema())
-    con.insert("journey_touchpoints", with_journey_rows(ibis.union(new_tp, kept), fresh))
+    # a fresh row is new or one that changed: the affected persons' rows carry their own columns
+    con.insert("journey_touchpoints", with_journey_rows(narrow.select(*own), fresh))
     # journeys and phases from the cut on, replaced
     for name, column in (("journey_phases", "entered_at"), ("journeys_base", "start")):
         con.raw_sql(
