@@ -1048,20 +1048,23 @@ def _rebuild_affected(
     # the touchpoints' rows the rebuilt ones replace: each affected person's from the cut on (a journey
     # lies wholly on one side of a clean row; NULL: all of them, such as an identified visitor's)
     jt = con.table("journey_touchpoints")
+    # with DuckDB's row id, by which the changed ones are deleted (by event id DuckDB compares every row's
+    # id string: 0.17 s against 0.05 s at 10M). Incremental builds run on DuckDB only
+    jt = jt.mutate(_jl_rowid=jt.rowid())
     old = jt.join(cuts, jt.person_id == cuts.person_key)
     old = old.filter(old._cut.isnull() | (old.timestamp >= old._cut))
     # the derived columns only: most rows come out as they were (new touchpoints only extend the
     # journeys), and only the rows that changed are written (deleting and appending 0.4M rows of 10M cost
     # DuckDB 3 s at its checkpoint; reading them whole, 1 s)
-    old = stage("old", old.select("event_id", *_DERIVED_TOUCH_COLUMNS))
+    old = stage("old", old.select("event_id", "_jl_rowid", *_DERIVED_TOUCH_COLUMNS))
     both = rows.join(old, "event_id")
     same = both.filter(
         ibis.and_(*[both[c].identical_to(both[f"{c}_right"]) for c in _DERIVED_TOUCH_COLUMNS])
     ).select("event_id")
     same = stage("same", same)
     con.raw_sql(
-        "DELETE FROM journey_touchpoints WHERE event_id IN "  # fixed names
-        "(SELECT event_id FROM _jl_build_old EXCEPT SELECT event_id FROM _jl_build_same)"
+        "DELETE FROM journey_touchpoints WHERE rowid IN "  # fixed names
+        "(SELECT _jl_rowid FROM _jl_build_old ANTI JOIN _jl_build_same USING (event_id))"
     )
     fresh = rows.anti_join(same, "event_id")
     # a fresh row is new or one that changed: the affected persons' rows carry their own columns
