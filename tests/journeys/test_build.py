@@ -824,6 +824,42 @@ def test_an_incremental_build_starts_at_the_last_clean_touchpoint(
 
 
 @pytest.mark.parametrize("backend", ["duckdb"], indirect=True)
+def test_an_incremental_build_writes_only_the_new_rows_of_an_append_only_person(
+    backend, make_workspace, touchpoint_table
+):
+    # ann's new purchase comes after all her stored touchpoints: her second journey is recomputed (3 rows),
+    # but her stored rows come out as they were and stay where they are (DuckDB's row ids unchanged);
+    # bob's late touchpoint comes before his last one, so his rows from the cut on are replaced
+    ws = make_workspace(
+        backend,
+        HISTORY | {"bob": [("site_visit", "2024-03-01T10:00"), ("product_view", "2024-03-05T10:00")]},
+    )
+    build(ws)
+
+    def stored():
+        rows = ws.con.con.execute("SELECT event_id, rowid FROM journey_touchpoints").fetchall()
+        return dict(rows)
+
+    before = stored()
+    new = {
+        "new": [
+            ("purchase", "2024-03-20T10:00", {"person_id": "ann"}),
+            ("ad_view", "2024-03-02T10:00", {"person_id": "bob"}),
+        ]
+    }
+    ws.con.insert("touchpoints", touchpoint_table(new, import_id=2))
+    second = build(ws)
+    assert (second.mode, second.persons_rebuilt, second.touchpoints_rebuilt) == ("incremental", 2, 3 + 3)
+    after = stored()
+    kept = {e for e in before if before[e] == after.get(e)}
+    assert kept == {"ann-000", "ann-001", "ann-002", "ann-003"}
+    assert set(after) == set(before) | {"new-000", "new-001"}
+    snapshot = _snapshot(ws)
+    build(ws, full=True)
+    assert snapshot == _snapshot(ws)
+
+
+@pytest.mark.parametrize("backend", ["duckdb"], indirect=True)
 def test_an_incremental_build_keeps_a_longer_journey_type_running(backend, make_workspace, touchpoint_table):
     # a job application (60-day timeout) opened by a vacancy, an interview 9 days later, and a new interview
     # 41 days after that: past the purchase timeout (30 days) but within the job application's, so the new

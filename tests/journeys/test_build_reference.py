@@ -28,7 +28,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from journeylens.journeys import build
-from journeylens.journeys.build import journey_phases, split_journeys
+from journeylens.journeys.build import clean_cuts, flagged_rows, journey_phases, split_journeys
 from journeylens.journeys.models import (
     JourneyModel,
     JourneyType,
@@ -37,7 +37,7 @@ from journeylens.journeys.models import (
     load_phase_model,
 )
 from journeylens.journeys.models.matcher import any_matches
-from journeylens.journeys.stitching import ANON_PREFIX, identity_map, stitch
+from journeylens.journeys.stitching import ANON_PREFIX, identity_links, identity_map, merge_links, stitch
 from journeylens.schema import TOUCHPOINTS_SCHEMA
 from journeylens.store import Workspace
 
@@ -454,7 +454,15 @@ def engine_phases(
     split = split_journeys(stitch(tp, identity_map(tp)), jm, pm=pm)
     split = split.mutate(person_id=split.person_key)
     touch_sql = con.compile(split.select("event_id", "phase", "phase_regression"))
-    stay_columns = ["journey_id", "phase", "entered_at", "exited_at", "seconds_in_phase", "touchpoints", "visits"]
+    stay_columns = [
+        "journey_id",
+        "phase",
+        "entered_at",
+        "exited_at",
+        "seconds_in_phase",
+        "touchpoints",
+        "visits",
+    ]
     fast_sql = con.compile(journey_phases(split).select(*stay_columns))
     slow_sql = con.compile(journey_phases(split.drop("_next_ts", "_run_start")).select(*stay_columns))
 
@@ -519,7 +527,11 @@ def two_imports(draw: st.DrawFn) -> tuple[list[dict[str, Any]], list[dict[str, A
     pause = draw(st.sampled_from([0, 14 * DAY, 30 * DAY, 30 * DAY + 1, 45 * DAY, 60 * DAY]))
     end = max(r["timestamp"] for r in early)
     late = [
-        r | {"event_id": "n" + r["event_id"], "timestamp": end + timedelta(seconds=pause) + (r["timestamp"] - BASE)}
+        r
+        | {
+            "event_id": "n" + r["event_id"],
+            "timestamp": end + timedelta(seconds=pause) + (r["timestamp"] - BASE),
+        }
         for r in draw(worlds())
     ]
     rows = early + late
@@ -539,7 +551,8 @@ def _derived(ws: Workspace) -> dict[str, list[str]]:
     """The derived tables (journeys: the view, with status) as sorted row texts."""
     names = ("journeys", "journey_touchpoints", "journey_phases", "identities", "identity_conflicts")
     return {
-        name: sorted(repr(sorted(r.items())) for r in ws.table(name).to_pyarrow().to_pylist()) for name in names
+        name: sorted(repr(sorted(r.items())) for r in ws.table(name).to_pyarrow().to_pylist())
+        for name in names
     }
 
 
@@ -568,3 +581,81 @@ def test_an_incremental_build_equals_a_full_build_on_random_worlds(jm, pm):
         con.disconnect()
 
     check()
+
+
+# -- the incremental build's pieces, each against its definition ----------------------------------------
+
+
+def _rows_of(con: ibis.BaseBackend, expr: ibis.Table) -> list[dict[str, Any]]:
+    return con.to_pyarrow(expr).to_pylist()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=worlds(), data=st.data())
+def test_merged_links_are_the_links_of_all_the_touchpoints(rows, data):
+    # the incremental build keeps each (device, person) pair's links and merges them with the new rows':
+    # first and last time, the first linking event (lowest id at the first time) and the count must be
+    # what the links of all the touchpoints at once give
+    later = [data.draw(st.booleans()) for _ in rows]
+    first = [r for r, s in zip(rows, later, strict=True) if not s]
+    second = [r for r, s in zip(rows, later, strict=True) if s]
+    con = ibis.duckdb.connect()
+    merged = merge_links(
+        identity_links(ibis.memtable(_table(first))), identity_links(ibis.memtable(_table(second)))
+    )
+    whole = identity_links(ibis.memtable(_table(rows)))
+    key = lambda r: (r["anonymous_id"], r["person_id"])  # noqa: E731
+    assert sorted(_rows_of(con, merged), key=key) == sorted(_rows_of(con, whole), key=key)
+    con.disconnect()
+
+
+def reference_cuts(rows: list[Row], jm: JourneyModel) -> dict[str, tuple[Any, bool, Any]]:
+    """Per person of the flagged rows: (cut, append-only, written from), by the definitions in
+    :func:`clean_cuts`, one touchpoint and one earlier touchpoint at a time."""
+    persons: dict[str, list[Row]] = defaultdict(list)
+    for r in rows:
+        persons[r["person_key"]].append(r)
+    others = [(i, jt) for i, jt in enumerate(jm.journey_types) if not jt.default]
+    out = {}
+    for key, touches in persons.items():
+        touches.sort(key=lambda r: (r["timestamp"], r["event_id"]))
+        whole = any(r["_jl_whole"] for r in touches)
+        clean = []
+        for k, r in enumerate(touches):
+            earlier = touches[:k]
+            gap = [(r["timestamp"] - e["timestamp"]).total_seconds() for e in earlier]
+            ok = not any(e["_jl_new"] for e in earlier) and all(
+                g > jm.default_type.timeout_seconds for g in gap
+            )
+            for i, jt in others:
+                ok = ok and all(
+                    g > jt.timeout_seconds for g, e in zip(gap, earlier, strict=True) if e[f"_jl_member{i}"]
+                )
+            if ok:
+                clean.append(r["timestamp"])
+        new = [r["timestamp"] for r in touches if r["_jl_new"]]
+        old = [r["timestamp"] for r in touches if not r["_jl_new"]]
+        cut = None if whole else max(clean)
+        append = not whole and (not old or (bool(new) and min(new) > max(old)))
+        out[key] = (cut, append, min(new) if append else cut)
+    return out
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(split=two_imports(), whole=st.sets(st.sampled_from(PERSONS + [ANON_PREFIX + d for d in DEVICES])))
+def test_clean_cuts_match_their_definition(split, whole):
+    # the latest clean touchpoint at or before each person's first new one: after every earlier
+    # touchpoint by more than the default type's timeout, and by more than each other type's timeout after
+    # every earlier one that may belong to it (one running maximum in the engine, one loop per type here)
+    first, later = split
+    con = ibis.duckdb.connect()
+    tp = ibis.memtable(_table(first + later))
+    keyed = stitch(tp, identity_map(tp))
+    keyed = keyed.mutate(_jl_new=keyed.import_id == 2, _jl_whole=keyed.person_key.isin(list(whole) or [""]))
+    flagged = con.create_table("flagged", flagged_rows(keyed, CUSTOMER, FIVE, keep=("_jl_new", "_jl_whole")))
+    got = {
+        r["person_key"]: (r["_cut"], r["_jl_append"], r["_jl_from"])
+        for r in _rows_of(con, clean_cuts(flagged, CUSTOMER))
+    }
+    assert got == reference_cuts(_rows_of(con, flagged), CUSTOMER)
+    con.disconnect()

@@ -29,12 +29,35 @@ def identity_links(touchpoints: ir.Table) -> ir.Table:
     # the event_id of the pair's first linking touchpoint (the lowest among those at its first timestamp),
     # the first-link rule's tie-breaker: not the lowest event_id of all the pair's links
     first_ts = links.timestamp.min().over(ibis.window(group_by=[links.anonymous_id, links.person_id]))
-    links = links.mutate(_first_event=ibis.ifelse(links.timestamp == first_ts, links.event_id, ibis.null("string")))
+    links = links.mutate(
+        _first_event=ibis.ifelse(links.timestamp == first_ts, links.event_id, ibis.null("string"))
+    )
     return links.group_by(["anonymous_id", "person_id"]).aggregate(
         first_linked=links.timestamp.min(),
         last_linked=links.timestamp.max(),
         first_event=links._first_event.min(),
         links=links.count(),
+    )
+
+
+def merge_links(*parts: ir.Table) -> ir.Table:
+    """:func:`identity_links` of several sets of touchpoints, from each set's own links: one row per pair,
+    as if computed from all the touchpoints at once (the incremental build merges the stored links of the
+    devices that new touchpoints link with the links of those new touchpoints)."""
+    u = ibis.union(
+        *[
+            p.select("anonymous_id", "person_id", "first_linked", "last_linked", "first_event", "links")
+            for p in parts
+        ]
+    )
+    first = u.first_linked.min().over(ibis.window(group_by=[u.anonymous_id, u.person_id]))
+    # the pair's first linking touchpoint: the lowest event id at the earliest first time of the parts
+    u = u.mutate(_first_event=ibis.ifelse(u.first_linked == first, u.first_event, ibis.null("string")))
+    return u.group_by(["anonymous_id", "person_id"]).aggregate(
+        first_linked=u.first_linked.min(),
+        last_linked=u.last_linked.max(),
+        first_event=u._first_event.min(),
+        links=u.links.sum(),
     )
 
 
@@ -45,14 +68,21 @@ def identity_map(touchpoints: ir.Table, *, links: ir.Table | None = None) -> ir.
     computes them once for this map and for the conflicts)."""
     links = identity_links(touchpoints) if links is None else links
     w = ibis.window(group_by=links.anonymous_id, order_by=[links.first_linked, links.first_event])
-    ranked = links.mutate(_rank=ibis.row_number().over(w), persons_linked=links.person_id.count().over(ibis.window(group_by=links.anonymous_id)))
-    return ranked.filter(ranked._rank == 0).select("anonymous_id", "person_id", "first_linked", "persons_linked")
+    ranked = links.mutate(
+        _rank=ibis.row_number().over(w),
+        persons_linked=links.person_id.count().over(ibis.window(group_by=links.anonymous_id)),
+    )
+    return ranked.filter(ranked._rank == 0).select(
+        "anonymous_id", "person_id", "first_linked", "persons_linked"
+    )
 
 
 def identity_conflicts(touchpoints: ir.Table, *, links: ir.Table | None = None) -> ir.Table:
     """Anonymous ids linked to more than one person: every link, and which person the rule chose."""
     links = identity_links(touchpoints) if links is None else links
-    chosen = identity_map(touchpoints, links=links).select("anonymous_id", chosen_person_id="person_id", persons_linked="persons_linked")
+    chosen = identity_map(touchpoints, links=links).select(
+        "anonymous_id", chosen_person_id="person_id", persons_linked="persons_linked"
+    )
     out = links.join(chosen, "anonymous_id")
     out = out.filter(out.persons_linked > 1)
     return out.select(
