@@ -794,14 +794,26 @@ HISTORY = {
     [
         # a purchase in the second journey: only that journey is rebuilt (58 days > every timeout before it);
         # it converts, and is a repeat because the kept first journey converted
-        (("purchase", "2024-03-20T10:00"), 3, {"ann/purchase/1": (2, True, False), "ann/purchase/2": (3, True, True)}),
+        (
+            ("purchase", "2024-03-20T10:00"),
+            3,
+            {"ann/purchase/1": (2, True, False), "ann/purchase/2": (3, True, True)},
+        ),
         # exactly the purchase timeout (30 days) after the last touchpoint: still the second journey
-        (("site_visit", "2024-04-09T10:00"), 3, {"ann/purchase/1": (2, True, False), "ann/purchase/2": (3, False, True)}),
+        (
+            ("site_visit", "2024-04-09T10:00"),
+            3,
+            {"ann/purchase/1": (2, True, False), "ann/purchase/2": (3, False, True)},
+        ),
         # one second past it: a third journey, and only the new touchpoint is rebuilt
         (
             ("site_visit", "2024-04-09T10:00:01"),
             1,
-            {"ann/purchase/1": (2, True, False), "ann/purchase/2": (2, False, True), "ann/purchase/3": (1, False, True)},
+            {
+                "ann/purchase/1": (2, True, False),
+                "ann/purchase/2": (2, False, True),
+                "ann/purchase/3": (1, False, True),
+            },
         ),
     ],
     ids=["purchase", "at-the-timeout", "past-the-timeout"],
@@ -812,11 +824,16 @@ def test_an_incremental_build_starts_at_the_last_clean_touchpoint(
     ws = make_workspace(backend, HISTORY)
     build(ws)
     touchpoint, when = new
-    ws.con.insert("touchpoints", touchpoint_table({"new": [(touchpoint, when, {"person_id": "ann"})]}, import_id=2))
+    ws.con.insert(
+        "touchpoints", touchpoint_table({"new": [(touchpoint, when, {"person_id": "ann"})]}, import_id=2)
+    )
     second = build(ws)
     assert (second.mode, second.persons_rebuilt, second.touchpoints_rebuilt) == ("incremental", 1, rebuilt)
     # journey -> (touchpoints, converted, repeat)
-    got = {r["journey_id"]: (r["touchpoints"], r["status"] == "converted", r["repeat"]) for r in _rows(ws.journeys)}
+    got = {
+        r["journey_id"]: (r["touchpoints"], r["status"] == "converted", r["repeat"])
+        for r in _rows(ws.journeys)
+    }
     assert got == expected
     after = _snapshot(ws)
     build(ws, full=True)
@@ -860,6 +877,29 @@ def test_an_incremental_build_writes_only_the_new_rows_of_an_append_only_person(
 
 
 @pytest.mark.parametrize("backend", ["duckdb"], indirect=True)
+def test_each_build_is_recorded_with_its_models_and_watermark(backend, make_workspace, touchpoint_table):
+    # the incremental build's row takes the model names from the last build's row: a name from a user's
+    # file (quotes and all) must come out exactly
+    jm = load_journey_model("default").model_copy(update={"name": "o'brien's \"journeys\"; --"})
+    ws = make_workspace(backend, HISTORY)
+    build(ws, model="three-phase", journey_model=jm)
+    ws.con.insert(
+        "touchpoints",
+        touchpoint_table({"new": [("purchase", "2024-03-20T10:00", {"person_id": "ann"})]}, import_id=2),
+    )
+    build(ws, model="three-phase", journey_model=jm)
+    rows = ws.con.con.execute(
+        "SELECT build_id, mode, phase_model, journey_model, import_watermark, persons_rebuilt, journeys, "
+        "touchpoints, built_at FROM builds ORDER BY build_id"
+    ).fetchall()
+    assert [r[:8] for r in rows] == [
+        (1, "full", "three-phase", jm.name, 1, 1, 2, 4),
+        (2, "incremental", "three-phase", jm.name, 2, 1, 2, 5),
+    ]
+    assert rows[0][8] <= rows[1][8]
+
+
+@pytest.mark.parametrize("backend", ["duckdb"], indirect=True)
 def test_an_incremental_build_keeps_a_longer_journey_type_running(backend, make_workspace, touchpoint_table):
     # a job application (60-day timeout) opened by a vacancy, an interview 9 days later, and a new interview
     # 41 days after that: past the purchase timeout (30 days) but within the job application's, so the new
@@ -875,7 +915,8 @@ def test_an_incremental_build_keeps_a_longer_journey_type_running(backend, make_
     )
     build(ws)
     ws.con.insert(
-        "touchpoints", touchpoint_table({"new": [("interview", "2024-02-20T10:00", {"person_id": "jo"})]}, import_id=2)
+        "touchpoints",
+        touchpoint_table({"new": [("interview", "2024-02-20T10:00", {"person_id": "jo"})]}, import_id=2),
     )
     second = build(ws)
     assert (second.mode, second.touchpoints_rebuilt) == ("incremental", 3)
@@ -899,7 +940,9 @@ def test_a_sliced_full_build_equals_a_whole_one(backend, make_workspace, touchpo
     sliced = build(ws, full=True, slice_rows=slice_rows, progress=lambda done, n: seen.append((done, n)))
     n = -(-10 // slice_rows)
     assert seen == [(k, n) for k in range(n + 1)]
-    assert (sliced.journeys, sliced.touchpoints) == (whole.journeys, whole.touchpoints) == (whole.journeys, 10)
+    assert (
+        (sliced.journeys, sliced.touchpoints) == (whole.journeys, whole.touchpoints) == (whole.journeys, 10)
+    )
     assert _snapshot(ws) == expected
 
 
@@ -1002,7 +1045,9 @@ def test_a_build_that_runs_out_of_memory_says_what_to_do_and_keeps_the_last_buil
         ws.con.insert("touchpoints", touchpoint_table(APPENDED, import_id=2))
 
         def oom(*args: Any, **kwargs: Any) -> Any:
-            raise duckdb.OutOfMemoryException("Out of Memory Error: could not allocate block of size 256.0 KiB")
+            raise duckdb.OutOfMemoryException(
+                "Out of Memory Error: could not allocate block of size 256.0 KiB"
+            )
 
         monkeypatch.setattr(B, "split_rows", oom)
         for full in (False, True):
@@ -1070,7 +1115,9 @@ def test_a_memory_limit_the_user_set_is_the_builds_limit(tmp_path, monkeypatch, 
         assert seen == [3 * 2**30]
 
 
-def test_a_build_that_runs_out_of_its_memory_budget_says_how_to_give_it_more(tmp_path, monkeypatch, touchpoint_table):
+def test_a_build_that_runs_out_of_its_memory_budget_says_how_to_give_it_more(
+    tmp_path, monkeypatch, touchpoint_table
+):
     import importlib
 
     import duckdb
@@ -1095,7 +1142,9 @@ def test_a_build_that_runs_out_of_its_memory_budget_says_how_to_give_it_more(tmp
         )
 
 
-def test_a_sliced_build_that_runs_out_of_disk_says_so_and_removes_its_scratch(tmp_path, monkeypatch, touchpoint_table):
+def test_a_sliced_build_that_runs_out_of_disk_says_so_and_removes_its_scratch(
+    tmp_path, monkeypatch, touchpoint_table
+):
     import importlib
 
     import duckdb

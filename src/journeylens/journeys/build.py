@@ -1008,12 +1008,32 @@ def build(
             "touchpoints": int(counts[1]),
             "seconds": seconds,
         }
-        import pyarrow as pa
-
-        con.insert("builds", ibis.memtable(pa.Table.from_pylist([record], schema=BUILDS_SCHEMA.to_pyarrow())))
+        _record_build(ws, record, incremental=can_increment)
     return BuildResult(
         build_id, mode, pm.name, jm.name, n_affected, int(counts[0]), int(counts[1]), seconds, rebuilt
     )
+
+
+def _record_build(ws: Workspace, record: dict[str, Any], *, incremental: bool) -> None:
+    """Append ``record`` to ``builds``. An incremental build used the last build's models (its configuration
+    hash says so): its row takes their names from that row, and the rest are numbers and a time the
+    build made, as literals. Nothing is bound from Python then: DuckDB's Python client loads pandas for a
+    bound value or an Arrow table, 0.2 s of an incremental build's 6 s at 10M events."""
+    con = ws.con
+    if incremental:
+        b = ws.table("builds")
+        last = b.filter(b.build_id == record["build_id"] - 1)
+        values = {
+            name: last[name]
+            if name in ("phase_model", "journey_model")
+            else ibis.literal(record[name], dtype)
+            for name, dtype in BUILDS_SCHEMA.items()
+        }
+        con.insert("builds", last.select(**values))
+        return
+    import pyarrow as pa
+
+    con.insert("builds", ibis.memtable(pa.Table.from_pylist([record], schema=BUILDS_SCHEMA.to_pyarrow())))
 
 
 def _temp_table(con: Any, name: str, expr: ir.Table) -> ir.Table:
