@@ -20,6 +20,7 @@ import ibis
 import pyarrow as pa
 import yaml
 
+from journeylens import _duckdb_epoch
 from journeylens.errors import UnusableInputError, WorkspaceError, WorkspaceLockedError
 from journeylens.schema import IMPORTS_SCHEMA, PERSONS_BASE_SCHEMA, QUARANTINE_SCHEMA, TOUCHPOINTS_SCHEMA
 
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
 DATABASE_FILE = "journeylens.duckdb"
 SETTINGS_FILE = "workspace.yaml"
 DEFAULT_WORKSPACE = "journeylens-workspace"
+
+_duckdb_epoch.install()
 
 #: the tables every workspace has, with the schema they are created with
 BASE_TABLES: dict[str, pa.Schema] = {
@@ -86,7 +89,9 @@ class Workspace:
         if self.path.exists() and not self.path.is_dir():
             raise WorkspaceError(f"workspace {self.path}: is a file; expected a directory")
         if read_only and not (self.path / DATABASE_FILE).exists():
-            raise WorkspaceError(f"workspace {self.path}: no {DATABASE_FILE} here; run `journeylens ingest` or `journeylens demo` first")
+            raise WorkspaceError(
+                f"workspace {self.path}: no {DATABASE_FILE} here; run `journeylens ingest` or `journeylens demo` first"
+            )
         self.path.mkdir(parents=True, exist_ok=True)
         self.settings = self._load_settings()
         if timezone is not None:
@@ -140,7 +145,9 @@ class Workspace:
     def _save_settings(self) -> None:
         if self.path is None:
             return
-        (self.path / SETTINGS_FILE).write_text(yaml.safe_dump(self.settings, sort_keys=True), encoding="utf-8")
+        (self.path / SETTINGS_FILE).write_text(
+            yaml.safe_dump(self.settings, sort_keys=True), encoding="utf-8"
+        )
 
     @property
     def timezone(self) -> str:
@@ -164,7 +171,9 @@ class Workspace:
     def table(self, name: str) -> ibis.Table:
         """An Ibis table expression of one of the workspace's tables."""
         if not self.has_table(name):
-            raise WorkspaceError(f"workspace {self.location}: no table '{name}'; tables: {', '.join(self.table_names())}")
+            raise WorkspaceError(
+                f"workspace {self.location}: no table '{name}'; tables: {', '.join(self.table_names())}"
+            )
         return self.con.table(name)
 
     @property
@@ -200,7 +209,9 @@ class Workspace:
 
     def _built(self, name: str) -> ibis.Table:
         if not self.has_table(name):
-            raise WorkspaceError(f"workspace {self.location}: no table '{name}' yet; run `journeylens build` (or Workspace.build()) first")
+            raise WorkspaceError(
+                f"workspace {self.location}: no table '{name}' yet; run `journeylens build` (or Workspace.build()) first"
+            )
         return self.con.table(name)
 
     @property
@@ -249,12 +260,16 @@ class Workspace:
     def info(self) -> WorkspaceInfo:
         tables = [TableInfo(name, int(self.con.table(name).count().execute())) for name in self.table_names()]
         t = self.touchpoints
-        stats = t.aggregate(
-            first=t.timestamp.min(),
-            last=t.timestamp.max(),
-            persons=t.person_id.nunique(),
-            channels=t.channel.nunique(),
-        ).to_pyarrow().to_pylist()[0]
+        stats = (
+            t.aggregate(
+                first=t.timestamp.min(),
+                last=t.timestamp.max(),
+                persons=t.person_id.nunique(),
+                channels=t.channel.nunique(),
+            )
+            .to_pyarrow()
+            .to_pylist()[0]
+        )
         return WorkspaceInfo(
             location=self.location,
             engine=self.engine,
@@ -291,7 +306,9 @@ def check_timezone(name: str) -> None:
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise UnusableInputError(f"time zone {name!r} is unknown; expected an IANA name such as UTC or Europe/Amsterdam") from None
+        raise UnusableInputError(
+            f"time zone {name!r} is unknown; expected an IANA name such as UTC or Europe/Amsterdam"
+        ) from None
 
 
 _LOCK_PID = re.compile(r"PID (\d+)")
@@ -317,4 +334,6 @@ def _connect_duckdb(file: Path, *, read_only: bool, **config: Any) -> BaseBacken
             raise WorkspaceLockedError(
                 f"workspace {file.parent}: another process{holder} holds it; stop it (e.g. `journeylens serve`) or use another workspace"
             ) from None
-        raise WorkspaceError(f"workspace {file.parent}: cannot open {file.name}: {text.splitlines()[0]}") from None
+        raise WorkspaceError(
+            f"workspace {file.parent}: cannot open {file.name}: {text.splitlines()[0]}"
+        ) from None
