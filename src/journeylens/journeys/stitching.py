@@ -25,33 +25,29 @@ ANON_PREFIX = "anon:"
 def identity_links(touchpoints: ir.Table) -> ir.Table:
     """One row per (anonymous_id, person_id) link: first and last time seen, number of linking rows."""
     t = touchpoints
-    links = t.filter(t.person_id.notnull() & t.anonymous_id.notnull())
-    # the event_id of the pair's first linking touchpoint (the lowest among those at its first timestamp),
-    # the first-link rule's tie-breaker: not the lowest event_id of all the pair's links
-    first_ts = links.timestamp.min().over(ibis.window(group_by=[links.anonymous_id, links.person_id]))
-    links = links.mutate(
-        _first_event=ibis.ifelse(links.timestamp == first_ts, links.event_id, ibis.null("string"))
-    )
-    return links.group_by(["anonymous_id", "person_id"]).aggregate(
-        first_linked=links.timestamp.min(),
-        last_linked=links.timestamp.max(),
-        first_event=links._first_event.min(),
-        links=links.count(),
+    t = t.filter(t.person_id.notnull() & t.anonymous_id.notnull())
+    # each linking touchpoint is a link of its own, merged per pair
+    return merge_links(
+        t.select(
+            "anonymous_id",
+            "person_id",
+            first_linked=t.timestamp,
+            last_linked=t.timestamp,
+            first_event=t.event_id,
+            links=ibis.literal(1, "int64"),
+        )
     )
 
 
 def merge_links(*parts: ir.Table) -> ir.Table:
-    """:func:`identity_links` of several sets of touchpoints, from each set's own links: one row per pair,
-    as if computed from all the touchpoints at once (the incremental build merges the stored links of the
-    devices that new touchpoints link with the links of those new touchpoints)."""
-    u = ibis.union(
-        *[
-            p.select("anonymous_id", "person_id", "first_linked", "last_linked", "first_event", "links")
-            for p in parts
-        ]
-    )
+    """Links (:func:`identity_links`' columns) merged per pair, as if computed from all their touchpoints at
+    once (the incremental build merges the stored links of the devices that new touchpoints link with the
+    links of those new touchpoints)."""
+    columns = ("anonymous_id", "person_id", "first_linked", "last_linked", "first_event", "links")
+    u = ibis.union(*[p.select(*columns) for p in parts]) if len(parts) > 1 else parts[0].select(*columns)
+    # the event_id of the pair's first linking touchpoint (the lowest among those at its first time), the
+    # first-link rule's tie-breaker: not the lowest event_id of all the pair's links
     first = u.first_linked.min().over(ibis.window(group_by=[u.anonymous_id, u.person_id]))
-    # the pair's first linking touchpoint: the lowest event id at the earliest first time of the parts
     u = u.mutate(_first_event=ibis.ifelse(u.first_linked == first, u.first_event, ibis.null("string")))
     return u.group_by(["anonymous_id", "person_id"]).aggregate(
         first_linked=u.first_linked.min(),
