@@ -1199,3 +1199,54 @@ def test_the_memory_limit_can_be_a_workspace_setting(tmp_path):
         f"workspace {tmp_path / 'ws'}: memory_limit 'lots' is not a size DuckDB understands (in workspace.yaml "
         "or the memory_limit argument); expected e.g. 4GB or 512MB"
     )
+
+
+def test_dead_shares_count_the_deleted_rows_a_derived_table_still_stores(tmp_path, touchpoint_table):
+    import importlib
+
+    B = importlib.import_module("journeylens.journeys.build")
+    with Workspace(tmp_path / "ws") as ws:
+        ws.con.insert("touchpoints", touchpoint_table(BEFORE))
+        build(ws)
+        assert B.dead_shares(ws) == dict.fromkeys(B.DERIVED_TABLES, 0.0)
+        jt = ws.table("journey_touchpoints")
+        stored = int(jt.count().execute())
+        anns = int(jt.filter(jt.person_id == "ann").count().execute())
+        assert 0 < anns < stored
+        ws.con.raw_sql("DELETE FROM journey_touchpoints WHERE person_id = 'ann'")
+        shares = B.dead_shares(ws)
+        assert shares["journey_touchpoints"] == pytest.approx(anns / stored)
+        assert {name: v for name, v in shares.items() if name != "journey_touchpoints"} == dict.fromkeys(
+            set(B.DERIVED_TABLES) - {"journey_touchpoints"}, 0.0
+        )
+        # a full build writes every table anew
+        build(ws, full=True)
+        assert B.dead_shares(ws) == dict.fromkeys(B.DERIVED_TABLES, 0.0)
+
+
+@pytest.mark.parametrize(("dead_share", "expected"), [(1.0, "0"), (-1.0, "100")], ids=["deferred", "due"])
+def test_an_incremental_build_commits_without_duckdbs_vacuum_until_a_table_is_a_quarter_deleted(
+    tmp_path, monkeypatch, touchpoint_table, dead_share, expected
+):
+    import importlib
+
+    B = importlib.import_module("journeylens.journeys.build")
+    # every table is at most 100% deleted, and at least -100%: the vacuum is deferred, or due
+    monkeypatch.setattr(B, "VACUUM_DEAD_SHARE", dead_share)
+    seen: list[str] = []
+    split = B.split_rows
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        seen.append(ws.con.con.execute("SELECT current_setting('max_vacuum_tasks')").fetchone()[0])
+        return split(*args, **kwargs)
+
+    monkeypatch.setattr(B, "split_rows", spy)
+    with Workspace(tmp_path / "ws") as ws:
+        default = ws.con.con.execute("SELECT current_setting('max_vacuum_tasks')").fetchone()[0]
+        assert str(default) == "100"  # DuckDB's default
+        ws.con.insert("touchpoints", touchpoint_table(BEFORE))
+        build(ws)  # full: nothing to vacuum, DuckDB's setting as it is
+        ws.con.insert("touchpoints", touchpoint_table(APPENDED, import_id=2))
+        assert build(ws).mode == "incremental"
+        assert [str(v) for v in seen] == ["100", expected]
+        assert ws.con.con.execute("SELECT current_setting('max_vacuum_tasks')").fetchone()[0] == default

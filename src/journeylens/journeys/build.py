@@ -750,6 +750,52 @@ def memory_budget(ws: Workspace) -> Iterator[int | None]:
             raw.execute("RESET memory_limit")
 
 
+#: an incremental build lets DuckDB compact the derived tables at its commit only once more than this share of
+#: a table's stored rows are rows it deleted (see :func:`_deferred_vacuum`)
+VACUUM_DEAD_SHARE = 0.25
+
+
+def dead_shares(ws: Workspace) -> dict[str, float]:
+    """Per derived table, the share of its stored rows that are deleted ones (DuckDB keeps a deleted row in
+    its row group until a checkpoint compacts the group): 1 - live rows / stored rows, 0 when empty."""
+    stored = dict(
+        ws.con.con.execute(
+            "SELECT table_name, estimated_size FROM duckdb_tables() "
+            "WHERE database_name = current_database() AND schema_name = 'main' AND NOT temporary"
+        ).fetchall()
+    )
+    shares = {}
+    for name in DERIVED_TABLES:
+        total = stored.get(name) or 0
+        shares[name] = 1 - int(_value(ws.con, ws.con.table(name).count())) / total if total else 0.0
+    return shares
+
+
+@contextlib.contextmanager
+def _deferred_vacuum(ws: Workspace) -> Iterator[bool]:
+    """An incremental build's commit without DuckDB's vacuum, unless a derived table has more than
+    :data:`VACUUM_DEAD_SHARE` deleted rows: yields whether the vacuum runs.
+
+    At its checkpoint DuckDB merges adjacent row groups whose live rows fit in fewer groups. After an
+    incremental build has deleted the journeys it replaces, a partly filled group (a full build's last
+    slice leaves some) lets it merge several groups: at 10M events + 1% it rewrote 357K rows of
+    ``journeys_base``, 1.1 s of a 2 s commit, to reclaim the space of 70K. So that is left for later: the
+    vacuum runs at the first incremental build that finds a quarter of a table deleted (DuckDB then
+    merges what it can), and a full build writes every table anew."""
+    if ws.engine != "duckdb" or max(dead_shares(ws).values(), default=0.0) > VACUUM_DEAD_SHARE:
+        yield True
+        return
+    raw = ws.con.con
+    raw.execute("SET max_vacuum_tasks = 0")
+    try:
+        yield False
+    finally:
+        import duckdb
+
+        with contextlib.suppress(duckdb.Error):
+            raw.execute("RESET max_vacuum_tasks")
+
+
 def _slices(ws: Workspace, slice_rows: int | None) -> int:
     """How many slices a full build runs in: as many as it takes for each slice's touchpoints to fit in
     DuckDB's memory limit and hold at most :data:`MAX_SLICE_ROWS` (``slice_rows`` each when given); always
@@ -935,7 +981,8 @@ def build(
         progress(0, slices)
     if sliced:
         _build_slices(ws, tp, links, mapping, conflicts, jm, pm, slices, stage, progress)
-    with ws.transaction():
+    vacuum = _deferred_vacuum(ws) if can_increment else contextlib.nullcontext(True)
+    with vacuum, ws.transaction():
         if can_increment:
             # who is rebuilt: against the last build's identity map, before it is updated
             persons = incremental_persons(new_tp, old_ids, mapping, con.table("journeys_base"))
