@@ -777,11 +777,11 @@ def _deferred_vacuum(ws: Workspace) -> Iterator[bool]:
     :data:`VACUUM_DEAD_SHARE` deleted rows: yields whether the vacuum runs.
 
     At its checkpoint DuckDB merges adjacent row groups whose live rows fit in fewer groups. After an
-    incremental build has deleted the journeys it replaces, a partly filled group (a full build's last
-    slice leaves some) lets it merge several groups: at 10M events + 1% it rewrote 357K rows of
-    ``journeys_base``, 1.1 s of a 2 s commit, to reclaim the space of 70K. So that is left for later: the
-    vacuum runs at the first incremental build that finds a quarter of a table deleted (DuckDB then
-    merges what it can), and a full build writes every table anew."""
+    incremental build has deleted the journeys it replaces, a partly filled group (DuckDB's parallel
+    inserts leave one per thread and slice in a full build's tables) lets it merge several: at 10M events
+    + 1% it rewrote 357K rows of ``journeys_base``, 1.1 s of a 2 s commit, to reclaim the space of 70K.
+    So that waits: the vacuum runs at the first incremental build that finds a quarter of a table deleted
+    (DuckDB then merges what it can), and a full build writes every table anew."""
     if ws.engine != "duckdb" or max(dead_shares(ws).values(), default=0.0) > VACUUM_DEAD_SHARE:
         yield True
         return
