@@ -1250,3 +1250,44 @@ def test_an_incremental_build_commits_without_duckdbs_vacuum_until_a_table_is_a_
         assert build(ws).mode == "incremental"
         assert [str(v) for v in seen] == ["100", expected]
         assert ws.con.con.execute("SELECT current_setting('max_vacuum_tasks')").fetchone()[0] == default
+
+
+def test_a_build_with_nothing_imported_since_the_last_one_only_records_itself(
+    tmp_path, monkeypatch, touchpoint_table
+):
+    import importlib
+
+    B = importlib.import_module("journeylens.journeys.build")
+    with Workspace(tmp_path / "ws") as ws:
+        ws.con.insert("touchpoints", touchpoint_table(BEFORE))
+        first = build(ws)
+        before = ws.con.con.execute("SELECT event_id, rowid FROM journey_touchpoints ORDER BY 1").fetchall()
+        snapshot = _snapshot(ws)
+
+        def no_split(*args: Any, **kwargs: Any) -> Any:
+            raise AssertionError("nothing to split")
+
+        monkeypatch.setattr(B, "split_rows", no_split)
+        again = build(ws)
+        # the same journeys and touchpoints as the full build, no one rebuilt, every stored row in place
+        assert (again.build_id, again.mode, again.persons_rebuilt, again.touchpoints_rebuilt) == (
+            2,
+            "incremental",
+            0,
+            0,
+        )
+        assert (again.journeys, again.touchpoints) == (first.journeys, first.touchpoints)
+        after = ws.con.con.execute("SELECT event_id, rowid FROM journey_touchpoints ORDER BY 1").fetchall()
+        assert after == before
+        assert _snapshot(ws) == snapshot
+        rows = ws.con.con.execute(
+            "SELECT build_id, mode, import_watermark, persons_rebuilt FROM builds ORDER BY build_id"
+        ).fetchall()
+        assert rows == [(1, "full", 1, first.persons_rebuilt), (2, "incremental", 1, 0)]
+        # other models: a full build, whatever was imported
+        monkeypatch.undo()
+        assert build(ws, model="three-phase").mode == "full"
+        # and with a new import, an incremental build splits again
+        ws.con.insert("touchpoints", touchpoint_table(APPENDED, import_id=2))
+        later = build(ws, model="three-phase")
+        assert (later.mode, later.persons_rebuilt) == ("incremental", 4)

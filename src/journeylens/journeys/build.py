@@ -916,7 +916,8 @@ def build(
     slice_rows: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> BuildResult:
-    """Materialise journeys, phases and each touchpoint's journey; incremental when it can be.
+    """Materialise journeys, phases and each touchpoint's journey; incremental when it can be, and only
+    recorded when nothing was imported since the last build of the same models.
 
     A full build on DuckDB runs in slices of at most :data:`MAX_SLICE_ROWS` touchpoints, fewer when they
     would not fit in its memory limit (about :data:`BYTES_PER_SLICE_ROW` per touchpoint), or of
@@ -945,6 +946,11 @@ def build(
         and all(ws.has_table(name) for name in DERIVED_TABLES)
         and ws.engine == "duckdb"
     )
+    if can_increment and watermark <= previous[1]:
+        # nothing imported since the last build, which used the same models: its tables are up to date
+        # (status and persona are computed when read), and rebuilding no one still cost 2 s of fixed work
+        with ws.transaction():
+            return _finish(ws, "incremental", pm, jm, config, watermark, 0, 0, started, incremental=True)
     scratch: list[str] = []
 
     def stage(name: str, expr: ir.Table) -> ir.Table:
@@ -1028,37 +1034,56 @@ def build(
         for table in scratch:
             con.drop_table(table, force=True)
         _refresh_views(ws)
-        counts = (
-            _value(con, con.table("journeys_base").count()),
-            _value(con, con.table("journey_touchpoints").count()),
+        return _finish(
+            ws, mode, pm, jm, config, watermark, n_affected, rebuilt, started, incremental=can_increment
         )
-        if n_affected < 0:
-            n_affected = int(_value(con, con.table("journeys_base").person_id.nunique()))
-        if rebuilt < 0:
-            rebuilt = int(counts[1])
-        if not ws.has_table("builds"):
-            con.create_table("builds", schema=BUILDS_SCHEMA)
-        last_id = _value(con, ws.table("builds").build_id.max())
-        # an empty table's max is None on DuckDB but NaN on Spark
-        build_id = (int(last_id) if last_id is not None and last_id == last_id else 0) + 1
-        seconds = time.perf_counter() - started
-        record = {
-            "build_id": build_id,
-            "built_at": datetime.now(UTC),
-            "mode": mode,
-            "phase_model": pm.name,
-            "journey_model": jm.name,
-            "config_hash": config,
-            "import_watermark": watermark,
-            "persons_rebuilt": n_affected,
-            "journeys": int(counts[0]),
-            "touchpoints": int(counts[1]),
-            "seconds": seconds,
-        }
-        _record_build(ws, record, incremental=can_increment)
-    return BuildResult(
-        build_id, mode, pm.name, jm.name, n_affected, int(counts[0]), int(counts[1]), seconds, rebuilt
+
+
+def _finish(
+    ws: Workspace,
+    mode: str,
+    pm: PhaseModel,
+    jm: JourneyModel,
+    config: str,
+    watermark: int,
+    n_affected: int,
+    rebuilt: int,
+    started: float,
+    *,
+    incremental: bool,
+) -> BuildResult:
+    """Record a build in ``builds`` (inside its transaction) and say what it built; ``n_affected`` and
+    ``rebuilt`` of -1: every person and touchpoint (a full build)."""
+    con = ws.con
+    counts = (
+        int(_value(con, con.table("journeys_base").count())),
+        int(_value(con, con.table("journey_touchpoints").count())),
     )
+    if n_affected < 0:
+        n_affected = int(_value(con, con.table("journeys_base").person_id.nunique()))
+    if rebuilt < 0:
+        rebuilt = counts[1]
+    if not ws.has_table("builds"):
+        con.create_table("builds", schema=BUILDS_SCHEMA)
+    last_id = _value(con, ws.table("builds").build_id.max())
+    # an empty table's max is None on DuckDB but NaN on Spark
+    build_id = (int(last_id) if last_id is not None and last_id == last_id else 0) + 1
+    seconds = time.perf_counter() - started
+    record = {
+        "build_id": build_id,
+        "built_at": datetime.now(UTC),
+        "mode": mode,
+        "phase_model": pm.name,
+        "journey_model": jm.name,
+        "config_hash": config,
+        "import_watermark": watermark,
+        "persons_rebuilt": n_affected,
+        "journeys": counts[0],
+        "touchpoints": counts[1],
+        "seconds": seconds,
+    }
+    _record_build(ws, record, incremental=incremental)
+    return BuildResult(build_id, mode, pm.name, jm.name, n_affected, counts[0], counts[1], seconds, rebuilt)
 
 
 def _record_build(ws: Workspace, record: dict[str, Any], *, incremental: bool) -> None:
