@@ -80,14 +80,7 @@ STAGES: dict[str, str] = {
         duckdb.sql(f"SELECT count(person_id), count(timestamp), count(channel), count(touchpoint), count(event_id) FROM read_parquet('{DIR / 'events.parquet'}')").fetchall()
     """,
     "floor_load_parquet": """
-        import os
-        path = DIR / "floor.duckdb"
-        if path.exists():
-            os.remove(path)
-        con = floor_connection(path)
-        con.sql(f"CREATE TABLE t AS SELECT * FROM read_parquet('{DIR / 'events.parquet'}')")
-        con.close()
-        os.remove(path)
+        in_floor_database(f"CREATE TABLE t AS SELECT * FROM read_parquet('{DIR / 'events.parquet'}')")
     """,
     "floor_read_csv": """
         con = floor_connection()
@@ -107,14 +100,7 @@ STAGES: dict[str, str] = {
         con.sql(SPLIT_SQL.format(table="TEMP TABLE s", source=DIR / "events.parquet"))
     """,
     "floor_split_write": """
-        import os
-        path = DIR / "floor.duckdb"
-        if path.exists():
-            os.remove(path)
-        con = floor_connection(path)
-        con.sql(SPLIT_SQL.format(table="TABLE s", source=DIR / "events.parquet"))
-        con.close()
-        os.remove(path)
+        in_floor_database(SPLIT_SQL.format(table="TABLE s", source=DIR / "events.parquet"))
     """,
     "ingest_parquet": """
         import shutil
@@ -229,32 +215,18 @@ DEFAULT_STAGES = [
     "attribution_markov_workspace",
 ]
 RATIOS = {
-    "ingest_parquet": "floor_load_parquet",
-    "ingest_csv": "floor_read_csv",
-    "floor_split": "floor_sort",
-    "floor_split_write": "floor_sort",
+    "ingest_parquet": ("floor_load_parquet",),
+    "ingest_csv": ("floor_read_csv",),
+    "floor_split": ("floor_sort",),
+    "floor_split_write": ("floor_sort",),
     "build": ("floor_sort", "floor_split_write"),
-    "build_incremental_1pct": "build",
-    **{name: "floor_sort" for name in (
+    "build_incremental_1pct": ("build",),
+    **{name: ("floor_sort",) for name in (
         "analysis_phase_funnel", "analysis_funnel_5_steps", "analysis_dfg", "analysis_step_matrix",
         "analysis_touchpoints", "attribution_markov_workspace",
     )},
 }
 
-
-# Prepended to every stage script (after DIR, PERSONS, MEMORY_LIMIT): a DuckDB connection for the floors with
-# the same memory limit as the workspace stages, spilling into DIR/floor.tmp (an in-memory database would spill
-# into ./.tmp of whatever directory the suite was started from).
-FLOOR_CONNECTION = """
-def floor_connection(database=None):
-    import duckdb
-    con = duckdb.connect(str(database) if database is not None else ":memory:")
-    if database is None:
-        con.execute(f"SET temp_directory = '{DIR / 'floor.tmp'}'")
-    if MEMORY_LIMIT:
-        con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
-    return con
-"""
 
 SPLIT_SQL = """
 CREATE {table} AS
@@ -271,7 +243,31 @@ WITH numbered AS (
 SELECT touchpoints.*, numbered.journey_number
 FROM read_parquet('{source}') AS touchpoints JOIN numbered USING (event_id)
 """
-FLOOR_CONNECTION += f"SPLIT_SQL = {SPLIT_SQL!r}\n"
+
+# Prepended to every stage script (after DIR, PERSONS, MEMORY_LIMIT): a DuckDB connection for the floors with
+# the same memory limit as the workspace stages, spilling into DIR/floor.tmp (an in-memory database would spill
+# into ./.tmp of whatever directory the suite was started from), one for the floors that write a database
+# file, and SPLIT_SQL.
+FLOOR_CONNECTION = """
+def floor_connection(database=None):
+    import duckdb
+    con = duckdb.connect(str(database) if database is not None else ":memory:")
+    if database is None:
+        con.execute(f"SET temp_directory = '{DIR / 'floor.tmp'}'")
+    if MEMORY_LIMIT:
+        con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+    return con
+
+
+def in_floor_database(sql):
+    # sql on a fresh database file (a floor that writes to disk, as a workspace does), then removed
+    path = DIR / "floor.duckdb"
+    path.unlink(missing_ok=True)
+    con = floor_connection(path)
+    con.sql(sql)
+    con.close()
+    path.unlink()
+""" + f"SPLIT_SQL = {SPLIT_SQL!r}\n"
 
 MEMORY_LIMIT_RE = re.compile(r"^\s*\d+(\.\d+)?\s*(B|[KMGT]i?B)\s*$", re.IGNORECASE)
 
@@ -375,16 +371,12 @@ def write_report(report: dict[str, dict[str, dict[str, float]]], memory_limit: s
     print(table)
 
 
-def _as_tuple(base: str | tuple[str, ...] | None) -> tuple[str, ...]:
-    return () if base is None else (base,) if isinstance(base, str) else base
-
-
 def markdown(report: dict[str, dict[str, dict[str, float]]], memory_limit: str | None = None) -> str:
     lines = [f"DuckDB memory_limit: {memory_limit or 'default (80% of RAM)'}", "", "| size | stage | seconds (median) | events/s | peak MB | ratio | to |", "|---|---|---:|---:|---:|---:|---|"]
     for size, rows in report.items():
         for stage, r in rows.items():
             rate = f"{r['events'] / r['seconds']:,.0f}" if r.get("events") else ""
-            bases = [b for b in _as_tuple(RATIOS.get(stage)) if b in rows]
+            bases = [b for b in RATIOS.get(stage, ()) if b in rows]
             ratio = "; ".join(f"{r['seconds'] / rows[b]['seconds']:.2f}" for b in bases)
             lines.append(f"| {size} | {stage} | {r['seconds']:.2f} | {rate} | {r['peak_mb']:,.0f} | {ratio} | {'; '.join(bases)} |")
     return "\n".join(lines) + "\n"
