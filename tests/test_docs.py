@@ -1,4 +1,4 @@
-"""Docs that run: the Python example of docs/scaling.md, on local Spark."""
+"""Docs that run: the Python example of docs/scaling.md on local Spark, and the README's test command in CI."""
 
 from __future__ import annotations
 
@@ -40,3 +40,14 @@ def test_scaling_example_runs_on_local_spark(tmp_path, spark_session, monkeypatc
     # the five-phase funnel: five phases, the first one reached by every journey that has a phase
     assert re.search(r"awareness\s+\d+\s+1\.0", out), out
     assert all(p in out for p in ("awareness", "consideration", "purchase", "service", "loyalty"))
+
+
+def test_ci_runs_the_readme_test_command():
+    # CI must run exactly the test command the README gives a fresh machine (the second command block)
+    root = DOC.parents[1]
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```bash\n(.*?)```", readme, re.S)
+    command = blocks[1].strip()
+    assert "pytest" in command, command
+    ci = [line.strip() for line in (root / ".ci" / "run").read_text(encoding="utf-8").splitlines()]
+    assert command in ci, f".ci/run does not run the README's test command {command!r}"
