@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "scaling.md"
+ROOT = Path(__file__).resolve().parents[1]
+DOC = ROOT / "docs" / "scaling.md"
 
 
 @pytest.mark.spark
@@ -44,10 +45,9 @@ def test_scaling_example_runs_on_local_spark(tmp_path, spark_session, monkeypatc
 
 def test_ci_runs_the_readme_test_command():
     # CI must run exactly the test command the README gives a fresh machine (the second command block)
-    root = DOC.parents[1]
-    readme = (root / "README.md").read_text(encoding="utf-8")
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
     blocks = re.findall(r"```bash\n(.*?)```", readme, re.S)
     command = blocks[1].strip()
     assert "pytest" in command, command
-    ci = [line.strip() for line in (root / ".ci" / "run").read_text(encoding="utf-8").splitlines()]
+    ci = [line.strip() for line in (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()]
     assert command in ci, f".ci/run does not run the README's test command {command!r}"
